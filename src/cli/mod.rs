@@ -1,0 +1,71 @@
+//! The `dialtone` command line: flags (each also an environment variable) and subcommands.
+
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Dialtone: a Kubernetes-native call center that loses no call without a trace.
+#[derive(Debug, Parser)]
+#[command(name = "dialtone", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a folder of manifests: prints every problem as `path:line: Kind/name: message`.
+    Validate {
+        /// The folder with the manifests (and `prompts/*.wav`).
+        #[arg(env = "DIALTONE_CONFIG", default_value = "examples/demo")]
+        dir: PathBuf,
+    },
+    /// Print the CustomResourceDefinitions, or check or write the `crds/` folder.
+    Crds {
+        /// Compare the generated CRDs with this folder; exit 1 on any difference.
+        #[arg(long, env = "DIALTONE_CRDS_CHECK", conflicts_with = "write")]
+        check: Option<PathBuf>,
+        /// Write the generated CRDs into this folder.
+        #[arg(long, env = "DIALTONE_CRDS_WRITE")]
+        write: Option<PathBuf>,
+    },
+}
+
+/// Runs a parsed command line; the exit code follows the command's outcome.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate { dir } => validate::run(&dir),
+        Command::Crds { check, write } => crds(check, write),
+    }
+}
+
+fn crds(check: Option<PathBuf>, write: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = check {
+        let drift = crate::crds::drift(&dir)?;
+        if drift.is_empty() {
+            eprintln!("{}: CRDs are up to date", dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        for line in &drift {
+            println!("{line}");
+        }
+        eprintln!(
+            "CRDs differ from the types: run `dialtone crds --write {}`",
+            dir.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(dir) = write {
+        for path in crate::crds::write(&dir)? {
+            eprintln!("wrote {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", crate::crds::render_stream()?);
+    Ok(ExitCode::SUCCESS)
+}

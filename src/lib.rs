@@ -1,0 +1,9 @@
+//! The `dialtone` command: the CLI and the edges that wire Dialtone's parts together.
+//!
+//! Data flows one way: manifests ([`manifest_dir`], `dialtone_model::loader`) → a validated
+//! snapshot → router plans → media-node calls → events → reporter → reports.
+
+pub mod cli;
+pub mod crds;
+pub mod manifest_dir;
+pub mod telemetry;
