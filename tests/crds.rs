@@ -34,7 +34,11 @@ fn dialtone_crds_prints_what_crds_holds() {
     }
     assert_eq!(stdout, expected);
     // Logs never mix into the output.
-    assert!(stdout.lines().all(|l| !l.contains("INFO") && !l.contains("WARN")));
+    assert!(
+        stdout
+            .lines()
+            .all(|l| !l.contains("INFO") && !l.contains("WARN"))
+    );
 }
 
 #[test]
@@ -54,5 +58,7 @@ fn crds_check_fails_on_a_hand_edit() {
     std::fs::write(&file, text.replace("maxConcurrentCalls", "maxCalls")).expect("write");
     let out = run();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("dialtone.dev_agents.yaml is out of date"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("dialtone.dev_agents.yaml is out of date")
+    );
 }

@@ -44,7 +44,12 @@ fn demo_documents() -> Vec<Value> {
     for path in entries {
         let text = std::fs::read_to_string(&path).expect("readable");
         let parsed = yaml::parse(&text);
-        assert!(parsed.error.is_none(), "{}: {:?}", path.display(), parsed.error);
+        assert!(
+            parsed.error.is_none(),
+            "{}: {:?}",
+            path.display(),
+            parsed.error
+        );
         docs.extend(
             parsed
                 .documents
@@ -76,24 +81,60 @@ fn schemas_reject_what_they_promise_to() {
             .unwrap_or_else(|| panic!("demo has a {kind}"))
     };
     let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("PhoneNumber", Box::new(|d| d["spec"]["number"] = "+0441".into())),
-        ("PhoneNumber", Box::new(|d| d["spec"]["recording"]["mode"] = "half".into())),
-        ("CallQueue", Box::new(|d| d["spec"]["strategy"] = "mostIdle".into())),
-        ("CallQueue", Box::new(|d| d["spec"]["ringTimeoutSeconds"] = 0.into())),
-        ("Schedule", Box::new(|d| d["spec"]["weekly"][0]["open"] = "9:00".into())),
-        ("Schedule", Box::new(|d| d["spec"]["weekly"][0]["close"] = "24:30".into())),
+        (
+            "PhoneNumber",
+            Box::new(|d| d["spec"]["number"] = "+0441".into()),
+        ),
+        (
+            "PhoneNumber",
+            Box::new(|d| d["spec"]["recording"]["mode"] = "half".into()),
+        ),
+        (
+            "CallQueue",
+            Box::new(|d| d["spec"]["strategy"] = "mostIdle".into()),
+        ),
+        (
+            "CallQueue",
+            Box::new(|d| d["spec"]["ringTimeoutSeconds"] = 0.into()),
+        ),
+        (
+            "Schedule",
+            Box::new(|d| d["spec"]["weekly"][0]["open"] = "9:00".into()),
+        ),
+        (
+            "Schedule",
+            Box::new(|d| d["spec"]["weekly"][0]["close"] = "24:30".into()),
+        ),
         ("Agent", Box::new(|d| d["spec"]["extension"] = "1a".into())),
-        ("Agent", Box::new(|d| d["spec"]["destinations"] = serde_json::json!([]))),
-        ("Blocklist", Box::new(|d| {
-            d["spec"]["entries"][0]
-                .as_object_mut()
-                .expect("entry is an object")
-                .remove("reason");
-        })),
-        ("ForwardingScheme", Box::new(|d| d["spec"]["steps"] = serde_json::json!([]))),
-        ("ForwardingScheme", Box::new(|d| d["spec"]["steps"][0] = serde_json::json!({"hangup": {"x": 1}}))),
-        ("Carrier", Box::new(|d| d["spec"]["transport"] = "sctp".into())),
-        ("CallCenter", Box::new(|d| d["spec"]["webhooks"][0]["url"] = "ftp://x".into())),
+        (
+            "Agent",
+            Box::new(|d| d["spec"]["destinations"] = serde_json::json!([])),
+        ),
+        (
+            "Blocklist",
+            Box::new(|d| {
+                d["spec"]["entries"][0]
+                    .as_object_mut()
+                    .expect("entry is an object")
+                    .remove("reason");
+            }),
+        ),
+        (
+            "ForwardingScheme",
+            Box::new(|d| d["spec"]["steps"] = serde_json::json!([])),
+        ),
+        (
+            "ForwardingScheme",
+            Box::new(|d| d["spec"]["steps"][0] = serde_json::json!({"hangup": {"x": 1}})),
+        ),
+        (
+            "Carrier",
+            Box::new(|d| d["spec"]["transport"] = "sctp".into()),
+        ),
+        (
+            "CallCenter",
+            Box::new(|d| d["spec"]["webhooks"][0]["url"] = "ftp://x".into()),
+        ),
     ];
     for (i, (kind, mutate)) in cases.iter().enumerate() {
         let mut doc = find(kind);
@@ -121,7 +162,9 @@ fn schemas_are_structural() {
             problems.push(format!("{path}: additionalProperties: false"));
         }
         if obj.contains_key("properties") && obj.contains_key("additionalProperties") {
-            problems.push(format!("{path}: properties and additionalProperties together"));
+            problems.push(format!(
+                "{path}: properties and additionalProperties together"
+            ));
         }
         for key in ["$ref", "definitions", "$defs"] {
             if obj.contains_key(key) {
@@ -129,7 +172,13 @@ fn schemas_are_structural() {
             }
         }
         for key in ["oneOf", "anyOf", "allOf"] {
-            for (i, sub) in obj.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (i, sub) in obj
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 if sub.get("type").is_some() {
                     problems.push(format!("{path}.{key}[{i}]: typed subschema"));
                 }
@@ -153,7 +202,11 @@ fn schemas_are_structural() {
         let schema = schema_for(&kind);
         walk(&kind, &schema, &mut problems);
     }
-    assert!(problems.is_empty(), "non-structural schema nodes:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "non-structural schema nodes:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Every rule that spans fields is a CEL `x-kubernetes-validations` rule in the schema.

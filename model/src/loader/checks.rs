@@ -1479,7 +1479,14 @@ fn number(c: &mut Checker<'_>, obj: &Obj<PhoneNumber>) -> Option<NumberConfig> {
             None if state == "open" || spec.schedule.is_some() => c.warn(
                 &s,
                 "spec.routes",
-                format!("no {state} route: calls while {state} are recorded no_forwarding_scheme"),
+                format!(
+                    "no {state} route: calls {} are recorded no_forwarding_scheme",
+                    if state == "holiday" {
+                        "on holidays".to_owned()
+                    } else {
+                        format!("while {state}")
+                    }
+                ),
             ),
             None => {}
         }
