@@ -4,6 +4,7 @@
 //! snapshot → router plans → media-node calls → events → reporter → reports.
 
 pub mod cli;
+pub mod config_watch;
 pub mod crds;
 pub mod manifest_dir;
 pub mod telemetry;

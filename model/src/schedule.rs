@@ -151,7 +151,7 @@ impl ScheduleConfig {
 /// Parses `HH:MM` (and `24:00` when `allow_end_of_day`).
 pub fn parse_hhmm(text: &str, allow_end_of_day: bool) -> Option<Minute> {
     let (h, m) = text.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
+    if h.len() != 2 || m.len() != 2 || !(h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())) {
         return None;
     }
     let h: Minute = h.parse().ok()?;
@@ -261,5 +261,6 @@ mod tests {
         assert_eq!(parse_hhmm("9:30", false), None);
         assert_eq!(parse_hhmm("12:60", false), None);
         assert_eq!(parse_hhmm("ab:cd", false), None);
+        assert_eq!(parse_hhmm("+9:00", false), None);
     }
 }

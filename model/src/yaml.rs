@@ -53,13 +53,16 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Everything a file yielded: the documents before any syntax error, and that error.
+/// Everything a file yielded: the documents that parsed, and the syntax errors of the others.
 #[derive(Debug, Default)]
 pub struct Parsed {
     /// Non-empty documents, in file order.
     pub documents: Vec<Document>,
-    /// The syntax error that stopped parsing, if any.
-    pub error: Option<SyntaxError>,
+    /// One syntax error per document that could not be parsed.
+    pub errors: Vec<SyntaxError>,
+    /// `(kind, name)` guessed from the text of each document that could not be parsed, so that
+    /// references to it are not reported as dangling on top of its syntax error.
+    pub broken: Vec<(String, String)>,
 }
 
 /// Deepest nesting accepted; deeper input is rejected instead of exhausting the stack.
@@ -68,14 +71,108 @@ const MAX_DEPTH: usize = 64;
 const MAX_ALIAS_NODES: usize = 10_000;
 
 /// Parses a multi-document YAML text.
+///
+/// The text is cut at document markers (`---` or `...` at the start of a line, which always end
+/// a document, even inside a block scalar) and each document is parsed on its own, so a syntax
+/// error costs only its own document, not every one after it.
 pub fn parse(text: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    for (offset, chunk) in chunks(text) {
+        let one = parse_stream(chunk);
+        parsed
+            .documents
+            .extend(one.documents.into_iter().map(|d| d.shifted(offset)));
+        if let Some(mut e) = one.error {
+            e.line = if e.line == 0 {
+                offset + 1
+            } else {
+                e.line + offset
+            };
+            parsed.errors.push(e);
+            if let Some(guess) = guess_identity(chunk) {
+                parsed.broken.push(guess);
+            }
+        }
+    }
+    parsed
+}
+
+/// Splits at document-marker lines; yields `(lines before the chunk, chunk text)`.
+fn chunks(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let (mut start, mut start_line, mut line) = (0usize, 0usize, 0usize);
+    let mut pos = 0usize;
+    for l in text.split_inclusive('\n') {
+        let bare = l.trim_end_matches(['\n', '\r']);
+        let marker =
+            bare == "---" || bare == "..." || bare.starts_with("--- ") || bare.starts_with("---\t");
+        if marker && pos > start {
+            out.push((start_line, &text[start..pos]));
+            start = pos;
+            start_line = line;
+        }
+        pos += l.len();
+        line += 1;
+    }
+    if pos > start {
+        out.push((start_line, &text[start..]));
+    }
+    out
+}
+
+/// `(kind, metadata.name)` read off the raw text of a document that does not parse.
+fn guess_identity(chunk: &str) -> Option<(String, String)> {
+    let mut kind = None;
+    let mut name = None;
+    let mut in_metadata = false;
+    for line in chunk.lines() {
+        if let Some(k) = line.strip_prefix("kind:") {
+            kind = Some(k.trim().trim_matches(['"', '\'']).to_owned());
+        }
+        if line.starts_with("metadata:") {
+            in_metadata = true;
+            if let Some(rest) = line.split("name:").nth(1) {
+                name = rest
+                    .split([',', '}'])
+                    .next()
+                    .map(|n| n.trim().trim_matches(['"', '\'']).to_owned());
+            }
+        } else if !line.starts_with(' ') {
+            in_metadata = false;
+        } else if in_metadata && name.is_none() {
+            if let Some(n) = line.trim_start().strip_prefix("name:") {
+                name = Some(n.trim().trim_matches(['"', '\'']).to_owned());
+            }
+        }
+    }
+    Some((kind?, name.filter(|n| !n.is_empty())?))
+}
+
+impl Document {
+    fn shifted(mut self, offset: usize) -> Self {
+        self.line += offset;
+        for l in self.lines.lines.values_mut() {
+            *l += offset;
+        }
+        self
+    }
+}
+
+/// What parsing one chunk yields.
+#[derive(Default)]
+struct Stream {
+    documents: Vec<Document>,
+    error: Option<SyntaxError>,
+}
+
+fn parse_stream(text: &str) -> Stream {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         lines: BTreeMap::new(),
         alias_nodes: 0,
     };
-    let mut parsed = Parsed::default();
+    let mut parsed = Stream::default();
     loop {
         match builder.next() {
             Ok(None) => break,
@@ -352,7 +449,7 @@ mod tests {
         let text =
             "a: 1\n---\nkind: X\nspec:\n  steps:\n    - play: {prompt: w}\n    - hangup: {}\n";
         let parsed = parse(text);
-        assert!(parsed.error.is_none(), "{:?}", parsed.error);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert_eq!(parsed.documents.len(), 2);
         let doc = &parsed.documents[1];
         assert_eq!(doc.line, 3);
@@ -382,17 +479,25 @@ mod tests {
     }
 
     #[test]
-    fn syntax_error_has_line_and_keeps_earlier_documents() {
-        let parsed = parse("a: 1\n---\nb: [1, 2\nc: 3\n");
-        assert_eq!(parsed.documents.len(), 1);
-        let err = parsed.error.expect("an error");
-        assert!(err.line >= 3, "{err:?}");
+    fn syntax_error_costs_only_its_own_document() {
+        let text =
+            "a: 1\n---\nkind: Carrier\nmetadata:\n  name: trunk\nspec: [1, 2\nc: 3\n---\nd: 4\n";
+        let parsed = parse(text);
+        assert_eq!(parsed.documents.len(), 2);
+        assert_eq!(parsed.documents[1].value["d"], 4);
+        assert_eq!(parsed.documents[1].line, 9);
+        let err = &parsed.errors[0];
+        assert!(err.line >= 6 && err.line <= 8, "{err:?}");
+        assert_eq!(
+            parsed.broken,
+            vec![("Carrier".to_owned(), "trunk".to_owned())]
+        );
     }
 
     #[test]
     fn duplicate_keys_are_errors() {
         let parsed = parse("a: 1\nb: 2\na: 3\n");
-        let err = parsed.error.expect("an error");
+        let err = parsed.errors.first().expect("an error");
         assert_eq!(err.line, 3);
         assert!(err.message.contains("duplicate key `a`"));
     }
@@ -413,13 +518,13 @@ mod tests {
             ));
         }
         let parsed = parse(&bomb);
-        assert!(parsed.error.is_some());
+        assert!(!parsed.errors.is_empty());
     }
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let text = "[".repeat(10_000);
         let parsed = parse(&text);
-        assert!(parsed.error.is_some());
+        assert!(!parsed.errors.is_empty());
     }
 }

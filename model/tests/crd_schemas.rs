@@ -45,10 +45,10 @@ fn demo_documents() -> Vec<Value> {
         let text = std::fs::read_to_string(&path).expect("readable");
         let parsed = yaml::parse(&text);
         assert!(
-            parsed.error.is_none(),
+            parsed.errors.is_empty(),
             "{}: {:?}",
             path.display(),
-            parsed.error
+            parsed.errors
         );
         docs.extend(
             parsed

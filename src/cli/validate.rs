@@ -50,7 +50,8 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         .map(|(kind, n)| format!("{n} {kind}{}", if *n == 1 { "" } else { "s" }))
         .collect();
     if let dialtone_model::PromptCatalog::Known { names, .. } = &folder.prompts {
-        parts.push(format!("{} prompts", names.len()));
+        let n = names.len();
+        parts.push(format!("{n} prompt{}", if n == 1 { "" } else { "s" }));
     }
     println!("{}: valid: {}", dir.display(), parts.join(", "));
     Ok(ExitCode::SUCCESS)

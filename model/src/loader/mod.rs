@@ -7,6 +7,7 @@
 
 mod checks;
 mod references;
+pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,6 +100,16 @@ pub struct Manifests {
     pub blocklists: Vec<Obj<Blocklist>>,
     /// Secrets (standalone: from the folder; cluster: fetched by the operator).
     pub secrets: Vec<Obj<Secret>>,
+    /// `(kind, name)` of objects that exist but could not be read (their problem is already
+    /// reported); references to them are not reported again as dangling.
+    pub broken: BTreeSet<(String, String)>,
+}
+
+impl Manifests {
+    /// Whether an object of this kind and name exists but could not be read.
+    pub fn is_broken(&self, kind: &str, name: &str) -> bool {
+        self.broken.contains(&(kind.to_owned(), name.to_owned()))
+    }
 }
 
 /// Which prompts exist, for checking references to them.
@@ -174,7 +185,8 @@ pub fn read_files(files: &[SourceFile]) -> (Manifests, Vec<Problem>) {
         for doc in parsed.documents {
             read_document(&file.path, doc, &mut manifests, &mut problems);
         }
-        if let Some(err) = parsed.error {
+        manifests.broken.extend(parsed.broken);
+        for err in parsed.errors {
             problems.push(Problem {
                 file: Some(file.path.clone()),
                 line: err.line,
@@ -329,11 +341,50 @@ fn read_document(
         }
     }
     let value = doc.value;
+    let mut empty_paths: BTreeSet<String> = BTreeSet::new();
+    if let Some(spec) = value.get(if is_secret { "data" } else { "spec" }) {
+        empty_values(
+            spec,
+            if is_secret { "data" } else { "spec" },
+            &mut |path, key| {
+                let hint = if MARKER_KEYS.contains(&key) {
+                    format!("the value is empty: write `{key}: {{}}`")
+                } else {
+                    "the value is empty: give it a value or remove the line".to_owned()
+                };
+                problems.push(error(path, format!("{path}: {hint}")));
+                empty_paths.insert(path.to_owned());
+            },
+        );
+    }
+    if let Some(meta) = value.get("metadata").and_then(Value::as_object) {
+        for key in meta.keys() {
+            if !METADATA_FIELDS.contains(&key.as_str()) {
+                problems.push(error(
+                    &format!("metadata.{key}"),
+                    format!(
+                        "metadata.{key}: unknown field `{key}`, expected one of `name`, \
+                         `namespace`, `labels`, `annotations`"
+                    ),
+                ));
+            }
+        }
+    }
     macro_rules! typed {
         ($field:ident) => {
             match deserialize(&value) {
+                // An object with an empty value is reported once, not checked further.
+                Ok(_) if !empty_paths.is_empty() => {
+                    out.broken.insert((kind.clone(), name.clone()));
+                }
                 Ok(resource) => out.$field.push(Obj { resource, origin }),
-                Err((field, message)) => problems.push(error(&field, message)),
+                Err((field, message)) => {
+                    // An empty value already reported needs no second, vaguer message.
+                    if !empty_paths.contains(&field) {
+                        problems.push(error(&field, message));
+                    }
+                    out.broken.insert((kind.clone(), name.clone()));
+                }
             }
         };
     }
@@ -350,6 +401,51 @@ fn read_document(
     }
 }
 
+/// Objects whose whole content is "present": written `key: {}`, and easily mistyped `key:`.
+const MARKER_KEYS: [&str; 2] = ["hangup", "softphone"];
+
+/// `metadata` fields a manifest may carry (what the API server sets is accepted too, so objects
+/// exported with `kubectl get -o yaml` load).
+const METADATA_FIELDS: [&str; 15] = [
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "generateName",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "finalizers",
+    "ownerReferences",
+    "managedFields",
+    "selfLink",
+];
+
+/// Calls `found(path, key)` for every `key:` left empty (null) under `value`.
+fn empty_values(value: &Value, path: &str, found: &mut dyn FnMut(&str, &str)) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let p = format!("{path}.{k}");
+                if v.is_null() {
+                    found(&p, k);
+                } else {
+                    empty_values(v, &p, found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                empty_values(v, &format!("{path}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Deserializes with the failing field's path, and a message that says what to write instead.
 fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|err| {
@@ -359,8 +455,21 @@ fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)
         if message.starts_with("invalid type: integer") && message.ends_with("expected a string") {
             message.push_str(" (quote the value, e.g. \"+380441234567\" or \"101\")");
         }
-        if message.starts_with("invalid type: null") {
-            message = format!("{message} (the field is empty: give it a value or remove it)");
+        for (rust, words) in [
+            ("expected i32", "expected an integer"),
+            ("expected i64", "expected an integer"),
+            ("expected u32", "expected a non-negative integer"),
+            ("expected u16", "expected a non-negative integer"),
+            ("expected f64", "expected a number"),
+        ] {
+            if message.ends_with(rust) {
+                message = format!("{}{words}", &message[..message.len() - rust.len()]);
+            }
+        }
+        if path.starts_with("data.") && message.starts_with("Invalid ") {
+            message = "the value is not base64: encode it, or move it to stringData for plain \
+                       text"
+                .to_owned();
         }
         let shown = if path.is_empty() {
             message
