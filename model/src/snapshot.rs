@@ -219,7 +219,8 @@ pub enum Destination {
 pub struct QueueConfig {
     /// Its name.
     pub name: String,
-    /// Member agents: the named ones in order, then the selected ones by name.
+    /// Member agents: the named ones in order, then the selected ones in the order the Agents
+    /// are declared (the order `linear` rings them).
     pub members: Vec<String>,
     /// Strategy.
     pub strategy: QueueStrategy,

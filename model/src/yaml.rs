@@ -139,10 +139,11 @@ fn guess_identity(chunk: &str) -> Option<(String, String)> {
             }
         } else if !line.starts_with(' ') {
             in_metadata = false;
-        } else if in_metadata && name.is_none() {
-            if let Some(n) = line.trim_start().strip_prefix("name:") {
-                name = Some(n.trim().trim_matches(['"', '\'']).to_owned());
-            }
+        } else if in_metadata
+            && name.is_none()
+            && let Some(n) = line.trim_start().strip_prefix("name:")
+        {
+            name = Some(n.trim().trim_matches(['"', '\'']).to_owned());
         }
     }
     Some((kind?, name.filter(|n| !n.is_empty())?))

@@ -80,7 +80,8 @@ fn schemas_reject_what_they_promise_to() {
             .cloned()
             .unwrap_or_else(|| panic!("demo has a {kind}"))
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "PhoneNumber",
             Box::new(|d| d["spec"]["number"] = "+0441".into()),
