@@ -7,6 +7,8 @@
 //!
 //! The gRPC service (`dialtone.v1.Router`) wraps them at the edge.
 
+pub mod owner;
 pub mod plan;
 pub mod presence;
 pub mod queues;
+pub mod service;

@@ -295,7 +295,9 @@ impl AgentRecord {
     }
 
     /// The board state from the facts. Calls first (DND set during a call does not hide the
-    /// call), then the agent's own choice, then reachability, then wrap-up.
+    /// call), then reachability (a softphone that stopped registering is offline whatever the
+    /// agent last chose; the choice returns with the registration), then the agent's own
+    /// choice, then wrap-up.
     fn derive(&self, now: Timestamp) -> AgentState {
         if self.live_legs(now).any(|l| l.phase == Phase::Answered) {
             return AgentState::OnCall;
@@ -303,13 +305,15 @@ impl AgentRecord {
         if self.live_legs(now).next().is_some() {
             return AgentState::Ringing;
         }
+        if !self.reachable(now) {
+            return AgentState::Offline;
+        }
         match &self.manual {
             Manual::Offline => AgentState::Offline,
             Manual::Dnd => AgentState::Dnd,
             Manual::Away(label) => AgentState::Away {
                 label: label.clone(),
             },
-            Manual::Available if !self.reachable(now) => AgentState::Offline,
             Manual::Available if self.wrap_up(now).is_some() => AgentState::WrapUp,
             Manual::Available => AgentState::Available,
         }

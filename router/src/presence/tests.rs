@@ -295,6 +295,8 @@ fn unused_reservation_lapses_but_a_late_answer_is_believed() {
 #[test]
 fn apply_snapshot_keeps_the_state_of_agents_that_stay() {
     let mut p = Presence::new(&demo(), t(0));
+    p.register("anna", addr("sip:anna@10.0.0.5"), 3600, "node-a", t(0))
+        .expect("known");
     p.set_state("anna", Manual::Dnd, t(1)).expect("known");
     p.drain_changes();
     let mut next = demo();
