@@ -6,5 +6,7 @@
 pub mod cli;
 pub mod config_watch;
 pub mod crds;
+pub mod grpc_server;
 pub mod manifest_dir;
+pub mod shutdown;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-//! `dialtone`: parse flags, run the command, exit with its code.
+//! `dialtone`: parse flags, run the command on a Tokio runtime, exit with its code.
 
 use std::process::ExitCode;
 
@@ -6,7 +6,17 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = dialtone::cli::Cli::parse();
-    match dialtone::cli::run(cli) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dialtone: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dialtone::cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("dialtone: {e:#}");

@@ -1,5 +1,8 @@
 //! The `dialtone` command line: flags (each also an environment variable) and subcommands.
 
+mod route;
+mod router;
+pub mod time;
 mod validate;
 
 use std::path::PathBuf;
@@ -25,6 +28,11 @@ pub enum Command {
         #[arg(env = "DIALTONE_CONFIG", default_value = "examples/demo")]
         dir: PathBuf,
     },
+    /// Show the plan the router would execute for a call: schedule state and why, scheme,
+    /// steps with the concrete agents and their availability, backup.
+    Route(route::RouteArgs),
+    /// Run the router (routing, presence, queues) on its own.
+    Router(router::RouterArgs),
     /// Print the CustomResourceDefinitions, or check or write the `crds/` folder.
     Crds {
         /// Compare the generated CRDs with this folder; exit 1 on any difference.
@@ -37,10 +45,12 @@ pub enum Command {
 }
 
 /// Runs a parsed command line; the exit code follows the command's outcome.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { dir } => validate::run(&dir),
         Command::Crds { check, write } => crds(check, write),
+        Command::Route(args) => route::run(args).await,
+        Command::Router(args) => router::run(args).await,
     }
 }
 

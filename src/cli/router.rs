@@ -1,0 +1,105 @@
+//! `dialtone router`: the routing service on its own (in a cluster, or for trying it locally).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_router::owner::HttpOwnerSource;
+use dialtone_router::service::{RouterCore, RouterService, SystemClock};
+use tokio::sync::watch;
+
+use crate::config_watch::{self, ReloadStatus};
+use crate::grpc_server::{self, Services};
+use crate::shutdown::Shutdown;
+use crate::telemetry::{self, LogFormat, Metrics, Readiness, TelemetryConfig};
+
+/// Flags of `dialtone router`.
+#[derive(Debug, clap::Args)]
+pub struct RouterArgs {
+    /// The manifest folder (standalone) or the mounted configuration snapshot (cluster).
+    #[arg(long, env = "DIALTONE_CONFIG", default_value = "examples/demo")]
+    pub config: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, env = "DIALTONE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc: SocketAddr,
+    /// Ops listen address: `/metrics`, `/healthz`, `/readyz`.
+    #[arg(long, env = "DIALTONE_OPS_ADDR", default_value = "127.0.0.1:9090")]
+    pub ops: SocketAddr,
+    /// Log level (an `EnvFilter` directive); `RUST_LOG` overrides it.
+    #[arg(long, env = "DIALTONE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format: auto (JSON unless stderr is a terminal), json or text.
+    #[arg(long, env = "DIALTONE_LOG_FORMAT", default_value = "auto")]
+    pub log_format: LogFormat,
+}
+
+/// Runs the router until SIGTERM or Ctrl-C.
+pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
+    let guard = telemetry::init(&TelemetryConfig {
+        service_name: "dialtone-router".into(),
+        log_level: args.log_level.clone(),
+        log_format: args.log_format,
+    })?;
+    let since = config_watch::fingerprint(&args.config);
+    let snapshot = match config_watch::load_dir(&args.config) {
+        Ok(s) => s,
+        Err(failure) => {
+            for p in &failure.problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "dialtone router: {} has errors; fix them (see `dialtone validate`) and start again",
+                args.config.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let shutdown = Shutdown::new();
+    shutdown.fire_on_signals();
+    let (config_tx, config_rx) = watch::channel(snapshot);
+    let (status_tx, _status_rx) = watch::channel(ReloadStatus::default());
+    tokio::spawn(config_watch::watch_dir(
+        args.config.clone(),
+        since,
+        Duration::from_secs(1),
+        config_tx,
+        status_tx,
+        shutdown.receiver(),
+    ));
+    let core = RouterCore::new(
+        config_rx,
+        Arc::new(SystemClock),
+        Arc::new(HttpOwnerSource::new()?),
+        None,
+    );
+    tokio::spawn(core.clone().run_timers(shutdown.receiver()));
+
+    let readiness = Readiness::new();
+    let metrics = Metrics::new();
+    let ops = tokio::net::TcpListener::bind(args.ops).await?;
+    let grpc = tokio::net::TcpListener::bind(args.grpc).await?;
+    eprintln!(
+        "dialtone router: gRPC on {}, ops on http://{}",
+        grpc.local_addr()?,
+        ops.local_addr()?
+    );
+    let ops_shutdown = shutdown.clone();
+    // Ready as soon as the listeners are bound: the configuration is already loaded.
+    readiness.set_ready();
+    let ops_task = tokio::spawn(async move {
+        axum::serve(ops, telemetry::ops_router(metrics, readiness))
+            .with_graceful_shutdown(async move { ops_shutdown.fired().await })
+            .await
+    });
+    let services = Services {
+        router: Some(RouterService::new(core)),
+    };
+    let result = grpc_server::serve(grpc, services, shutdown.clone()).await;
+    shutdown.fire();
+    let _ = ops_task.await;
+    guard.shutdown_async().await?;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+//! One gRPC server for whichever parts run in this process, with standard health checking and
+//! server reflection, so `grpcurl` and any gRPC client work without the `.proto` files.
+
+use std::time::Duration;
+
+use dialtone_proto::FILE_DESCRIPTOR_SET;
+use dialtone_router::service::RouterService;
+use tokio::net::TcpListener;
+
+use crate::shutdown::Shutdown;
+
+/// How long in-flight calls (and open streams such as a live-board watch) get after shutdown
+/// before the server stops anyway.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// The gRPC services this process serves.
+#[derive(Default)]
+pub struct Services {
+    /// `dialtone.v1.Router`.
+    pub router: Option<RouterService>,
+}
+
+/// Starting or running the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcServerError {
+    /// Reflection could not read the descriptors (a build problem).
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `services` on `listener` until `shutdown` fires, then lets in-flight calls finish
+/// for at most [`GRACE`].
+pub async fn serve(
+    listener: TcpListener,
+    services: Services,
+    shutdown: Shutdown,
+) -> Result<(), GrpcServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    if services.router.is_some() {
+        health
+            .set_service_status(
+                dialtone_proto::service_names::ROUTER,
+                tonic_health::ServingStatus::Serving,
+            )
+            .await;
+    }
+    let graceful = shutdown.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_optional_service(services.router.map(RouterService::into_server))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move { graceful.fired().await },
+        );
+    tokio::select! {
+        result = server => result?,
+        _ = async { shutdown.fired().await; tokio::time::sleep(GRACE).await } => {
+            tracing::warn!("gRPC calls still open {GRACE:?} after shutdown; stopping anyway");
+        }
+    }
+    Ok(())
+}
