@@ -24,7 +24,7 @@ impl Drop for Running {
     }
 }
 
-fn start_router() -> Running {
+fn start_router(data: &std::path::Path) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dialtone"))
         .args([
             "router",
@@ -35,6 +35,8 @@ fn start_router() -> Running {
             "--ops",
             "127.0.0.1:0",
         ])
+        .arg("--data")
+        .arg(data)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -44,6 +46,7 @@ fn start_router() -> Running {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("router: {line}");
             if let Some(rest) = line.strip_prefix("dialtone router: gRPC on ") {
                 let addr = rest.split(',').next().unwrap_or_default().to_owned();
                 let _ = tx.send(addr);
@@ -61,7 +64,8 @@ fn start_router() -> Running {
 
 #[tokio::test]
 async fn router_process_serves_health_reflection_and_route() {
-    let mut router = start_router();
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut router = start_router(data.path());
     let channel = tonic::transport::Endpoint::from_shared(router.grpc.clone())
         .expect("url")
         .connect()
@@ -130,6 +134,10 @@ async fn router_process_serves_health_reflection_and_route() {
     loop {
         if let Some(status) = router.child.try_wait().expect("wait") {
             assert!(status.success(), "exit status {status}");
+            assert!(
+                data.path().join("router-state.json").exists(),
+                "state saved on exit"
+            );
             break;
         }
         assert!(

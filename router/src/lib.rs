@@ -8,6 +8,7 @@
 //! The gRPC service (`dialtone.v1.Router`) wraps them at the edge.
 
 pub mod owner;
+pub mod persist;
 pub mod plan;
 pub mod presence;
 pub mod queues;

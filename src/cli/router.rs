@@ -27,6 +27,9 @@ pub struct RouterArgs {
     /// Ops listen address: `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "DIALTONE_OPS_ADDR", default_value = "127.0.0.1:9090")]
     pub ops: SocketAddr,
+    /// Where agents' choices, registrations and client owners are kept across restarts.
+    #[arg(long, env = "DIALTONE_DATA", default_value = "./data")]
+    pub data: PathBuf,
     /// Log level (an `EnvFilter` directive); `RUST_LOG` overrides it.
     #[arg(long, env = "DIALTONE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -68,13 +71,15 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
         status_tx,
         shutdown.receiver(),
     ));
-    let core = RouterCore::new(
+    let core = RouterCore::with_state_file(
         config_rx,
         Arc::new(SystemClock),
         Arc::new(HttpOwnerSource::new()?),
         None,
+        args.data.join("router-state.json"),
     );
     tokio::spawn(core.clone().run_timers(shutdown.receiver()));
+    let persister = tokio::spawn(core.clone().run_persister(shutdown.receiver()));
 
     let readiness = Readiness::new();
     let metrics = Metrics::new();
@@ -99,6 +104,7 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     let result = grpc_server::serve(grpc, services, shutdown.clone()).await;
     shutdown.fire();
     let _ = ops_task.await;
+    let _ = persister.await;
     guard.shutdown_async().await?;
     result?;
     Ok(ExitCode::SUCCESS)

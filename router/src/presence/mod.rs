@@ -594,6 +594,18 @@ impl Presence {
         Ok(self.record(agent)?.state.clone())
     }
 
+    /// What the agent last chose (available, DND, away, logged out), for persistence.
+    pub fn manual(&self, agent: &str) -> Option<&Manual> {
+        self.agents.get(agent).map(|r| &r.manual)
+    }
+
+    /// The names of the agents presence knows, in name order.
+    pub fn agent_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.agents.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// The agent's board state and since when, settled at `now`.
     pub fn state(
         &mut self,

@@ -21,6 +21,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::owner::{OwnerLookupError, OwnerSource};
+use crate::persist;
 use crate::plan::{self, AgentAvailability, PlanRequest};
 use crate::presence::{self, AgentState, ContactAddr, LegToken, Manual, Presence, StateChange};
 use crate::queues::{Offer, QueueEngine};
@@ -73,6 +74,10 @@ pub struct RouterCore {
     state_changes: Option<mpsc::UnboundedSender<StateChange>>,
     owner_source: Arc<dyn OwnerSource>,
     timer: Notify,
+    /// Where agents' choices, registrations and owners are persisted, if anywhere.
+    state_file: Option<std::path::PathBuf>,
+    /// Signals the persister that something worth saving changed.
+    dirty: Notify,
 }
 
 impl std::fmt::Debug for RouterCore {
@@ -94,16 +99,67 @@ impl RouterCore {
         owner_source: Arc<dyn OwnerSource>,
         state_changes: Option<mpsc::UnboundedSender<StateChange>>,
     ) -> Arc<Self> {
+        Self::build(snapshot, clock, owner_source, state_changes, None)
+    }
+
+    /// Like [`RouterCore::new`], restoring agents' choices, registrations and owners from
+    /// `state_file` (when it exists) and saving them there on every change; run
+    /// [`RouterCore::run_persister`] to save.
+    pub fn with_state_file(
+        snapshot: watch::Receiver<Arc<Snapshot>>,
+        clock: Arc<dyn Clock>,
+        owner_source: Arc<dyn OwnerSource>,
+        state_changes: Option<mpsc::UnboundedSender<StateChange>>,
+        state_file: std::path::PathBuf,
+    ) -> Arc<Self> {
+        Self::build(
+            snapshot,
+            clock,
+            owner_source,
+            state_changes,
+            Some(state_file),
+        )
+    }
+
+    fn build(
+        snapshot: watch::Receiver<Arc<Snapshot>>,
+        clock: Arc<dyn Clock>,
+        owner_source: Arc<dyn OwnerSource>,
+        state_changes: Option<mpsc::UnboundedSender<StateChange>>,
+        state_file: Option<std::path::PathBuf>,
+    ) -> Arc<Self> {
         let now = clock.now();
         let applied = snapshot.borrow().clone();
+        let mut presence = Presence::new(&applied, now);
+        let mut owners = BTreeMap::new();
+        if let Some(path) = &state_file {
+            match persist::read(path) {
+                Ok(Some(saved)) => {
+                    persist::restore(&saved, &mut presence, now);
+                    for o in saved.owners {
+                        owners.insert(
+                            o.client,
+                            Owner {
+                                agent: o.agent,
+                                source: o.source,
+                                set_at: o.set_at,
+                            },
+                        );
+                    }
+                    tracing::info!(path = %path.display(), agents = saved.agents.len(), "router state restored");
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "router state not restored"),
+            }
+        }
         let state = State {
-            presence: Presence::new(&applied, now),
+            presence,
             queues: QueueEngine::new(&applied),
             applied,
             generation: 1,
             rng: fastrand::Rng::new(),
             revision: 0,
-            owners: BTreeMap::new(),
+            owners,
             legs: BTreeMap::new(),
         };
         let (updates, _) = broadcast::channel(UPDATE_BUFFER);
@@ -115,7 +171,54 @@ impl RouterCore {
             state_changes,
             owner_source,
             timer: Notify::new(),
+            state_file,
+            dirty: Notify::new(),
         })
+    }
+
+    /// Saves the state file whenever something changed (at most every 200 ms), and once more
+    /// on shutdown. Does nothing without a state file.
+    pub async fn run_persister(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let Some(path) = self.state_file.clone() else {
+            return;
+        };
+        loop {
+            let stop = tokio::select! {
+                _ = self.dirty.notified() => false,
+                _ = shutdown.changed() => true,
+            };
+            let saved = {
+                let st = self.lock();
+                let now = self.clock.now();
+                persist::capture(
+                    &st.presence,
+                    st.owners.iter().map(|(client, o)| persist::PersistedOwner {
+                        client: client.clone(),
+                        agent: o.agent.clone(),
+                        source: o.source.clone(),
+                        set_at: o.set_at,
+                    }),
+                    now,
+                )
+            };
+            let p = path.clone();
+            match tokio::task::spawn_blocking(move || persist::write(&p, &saved)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "router state not saved"),
+                Err(e) => tracing::error!(error = %e, "router state save task failed"),
+            }
+            if stop {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Marks the persisted state as stale.
+    fn touch(&self) {
+        if self.state_file.is_some() {
+            self.dirty.notify_one();
+        }
     }
 
     /// The lock, with the newest snapshot applied and due timers fired.
@@ -142,6 +245,7 @@ impl RouterCore {
     /// Sends every state change recorded since the last call to the reporter and the board.
     fn publish(&self, st: &mut State, now: Timestamp) {
         let changes = st.presence.drain_changes();
+        self.touch();
         if changes.is_empty() {
             return;
         }
@@ -883,6 +987,7 @@ impl pb::router_server::Router for RouterService {
         let now = self.core.clock.now();
         if r.agent.is_empty() {
             st.owners.remove(&client);
+            self.core.touch();
             return Ok(Response::new(pb::OwnerResponse {
                 client,
                 outcome: pb::OwnerLookupOutcome::NotFound as i32,
@@ -902,6 +1007,7 @@ impl pb::router_server::Router for RouterService {
             set_at: now,
         };
         st.owners.insert(client.clone(), owner.clone());
+        self.core.touch();
         Ok(Response::new(owner_response(&mut st, &client, &owner, now)))
     }
 
