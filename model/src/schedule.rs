@@ -253,6 +253,130 @@ mod tests {
         );
     }
 
+    fn every_day(tz: &str, open: &str, close: &str) -> ScheduleConfig {
+        let w = vec![Window {
+            open: parse_hhmm(open, false).unwrap_or_default(),
+            close: parse_hhmm(close, true).unwrap_or_default(),
+        }];
+        ScheduleConfig {
+            name: "s".into(),
+            timezone: tz.into(),
+            tz: TimeZone::get(tz).expect("bundled tzdb"),
+            weekly: std::array::from_fn(|_| w.clone()),
+            holidays: BTreeMap::new(),
+            exceptions: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn dst_transition_days_both_ways() {
+        // Kyiv springs forward on 2026-03-29 at 03:00 (→ 04:00): a 02:00–05:00 window is open
+        // 3 real hours on a normal day but only 2 that day, and 09:00 local moves to 06:00Z.
+        let s = every_day("Europe/Kyiv", "02:00", "05:00");
+        assert_eq!(
+            s.state_at(at("2026-03-29T00:30:00Z")).state,
+            ScheduleState::Open
+        ); // 02:30 EET
+        assert_eq!(
+            s.state_at(at("2026-03-29T01:30:00Z")).state,
+            ScheduleState::Open
+        ); // 04:30 EEST
+        assert_eq!(
+            s.state_at(at("2026-03-29T02:00:00Z")).state,
+            ScheduleState::Closed
+        ); // 05:00
+        let office = every_day("Europe/Kyiv", "09:00", "19:00");
+        assert_eq!(
+            office.state_at(at("2026-03-29T05:59:00Z")).state,
+            ScheduleState::Closed
+        );
+        assert_eq!(
+            office.state_at(at("2026-03-29T06:00:00Z")).state,
+            ScheduleState::Open
+        );
+        // Falls back on 2026-10-25 at 04:00 (→ 03:00): 03:30 local happens twice, both open.
+        assert_eq!(
+            s.state_at(at("2026-10-25T00:30:00Z")).state,
+            ScheduleState::Open
+        ); // 03:30 EEST
+        assert_eq!(
+            s.state_at(at("2026-10-25T01:30:00Z")).state,
+            ScheduleState::Open
+        ); // 03:30 EET
+        assert_eq!(
+            s.state_at(at("2026-10-25T03:00:00Z")).state,
+            ScheduleState::Closed
+        ); // 05:00 EET
+        assert_eq!(
+            office.state_at(at("2026-10-25T07:00:00Z")).state,
+            ScheduleState::Open
+        );
+        assert_eq!(
+            office.state_at(at("2026-10-25T06:59:00Z")).state,
+            ScheduleState::Closed
+        );
+        // New York: 2026-03-08 spring forward, 2026-11-01 fall back.
+        let ny = every_day("America/New_York", "09:00", "17:00");
+        assert_eq!(
+            ny.state_at(at("2026-03-08T13:00:00Z")).state,
+            ScheduleState::Open
+        ); // 09:00 EDT
+        assert_eq!(
+            ny.state_at(at("2026-03-08T12:59:00Z")).state,
+            ScheduleState::Closed
+        );
+        assert_eq!(
+            ny.state_at(at("2026-11-01T14:00:00Z")).state,
+            ScheduleState::Open
+        ); // 09:00 EST
+        assert_eq!(
+            ny.state_at(at("2026-11-01T13:59:00Z")).state,
+            ScheduleState::Closed
+        );
+    }
+
+    #[test]
+    fn zones_far_from_utc() {
+        // Kiritimati is UTC+14: Monday 09:00 local is Sunday 19:00Z.
+        let kiri = every_day("Pacific/Kiritimati", "09:00", "10:00");
+        assert_eq!(
+            kiri.state_at(at("2026-11-22T19:00:00Z")).state,
+            ScheduleState::Open
+        );
+        assert_eq!(
+            kiri.state_at(at("2026-11-22T20:00:00Z")).state,
+            ScheduleState::Closed
+        );
+        // Pago Pago is UTC−11; Kathmandu is UTC+5:45.
+        let pago = every_day("Pacific/Pago_Pago", "09:00", "10:00");
+        assert_eq!(
+            pago.state_at(at("2026-11-23T20:00:00Z")).state,
+            ScheduleState::Open
+        );
+        let ktm = every_day("Asia/Kathmandu", "09:00", "10:00");
+        assert_eq!(
+            ktm.state_at(at("2026-11-23T03:15:00Z")).state,
+            ScheduleState::Open
+        );
+        assert_eq!(
+            ktm.state_at(at("2026-11-23T03:14:00Z")).state,
+            ScheduleState::Closed
+        );
+        // A holiday is the local date, not the UTC one: 25 Dec 00:30 in Kiritimati is
+        // 24 Dec 10:30Z.
+        let mut h = every_day("Pacific/Kiritimati", "00:00", "24:00");
+        h.holidays
+            .insert(Date::constant(2026, 12, 25), "Christmas".into());
+        assert_eq!(
+            h.state_at(at("2026-12-24T10:30:00Z")).state,
+            ScheduleState::Holiday
+        );
+        assert_eq!(
+            h.state_at(at("2026-12-24T09:30:00Z")).state,
+            ScheduleState::Open
+        );
+    }
+
     #[test]
     fn hhmm_parsing() {
         assert_eq!(parse_hhmm("09:30", false), Some(570));

@@ -82,7 +82,9 @@ async fn start(crm_url: &str) -> Router {
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(RouterService::new(core).into_server())
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
     );
     let client = RouterClient::connect(format!("http://{addr}"))
         .await

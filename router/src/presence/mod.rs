@@ -617,6 +617,14 @@ impl Presence {
         Ok((rec.state.clone(), rec.since))
     }
 
+    /// The agent's state at `now` and whether any destination is reachable, derived without
+    /// recording anything — cheap enough to ask for every agent a plan names, under the lock.
+    pub fn peek(&self, agent: &str, now: Timestamp) -> Option<(AgentState, bool)> {
+        self.agents
+            .get(agent)
+            .map(|rec| (rec.derive(now), rec.reachable(now)))
+    }
+
     /// Whether a reservation for `agent` would succeed now, and why not.
     pub fn availability(&self, agent: &str, now: Timestamp) -> Availability {
         let reason = match self.agents.get(agent) {

@@ -78,6 +78,29 @@ pub struct RouterCore {
     state_file: Option<std::path::PathBuf>,
     /// Signals the persister that something worth saving changed.
     dirty: Notify,
+    /// Every agent's availability as of the last change, for plans: planning reads this
+    /// instead of taking the lock, so plans never queue behind presence updates.
+    view: std::sync::RwLock<Arc<AvailabilityView>>,
+}
+
+/// Agent name → availability, as of the last change.
+type AvailabilityView = std::collections::HashMap<String, AgentAvailability>;
+
+fn build_view(st: &State, now: Timestamp) -> AvailabilityView {
+    st.presence
+        .agent_names()
+        .into_iter()
+        .filter_map(|agent| {
+            let (state, reachable) = st.presence.peek(&agent, now)?;
+            let available = st.presence.availability(&agent, now).available;
+            let av = AgentAvailability {
+                state: plan_state(&state),
+                reachable,
+                available,
+            };
+            Some((agent, av))
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for RouterCore {
@@ -163,6 +186,7 @@ impl RouterCore {
             legs: BTreeMap::new(),
         };
         let (updates, _) = broadcast::channel(UPDATE_BUFFER);
+        let view = std::sync::RwLock::new(Arc::new(build_view(&state, now)));
         Arc::new(Self {
             snapshot,
             state: Mutex::new(state),
@@ -173,6 +197,7 @@ impl RouterCore {
             timer: Notify::new(),
             state_file,
             dirty: Notify::new(),
+            view,
         })
     }
 
@@ -234,6 +259,7 @@ impl RouterCore {
             }
             st.applied = current;
             st.generation += 1;
+            self.refresh_view(&st, now);
             tracing::info!(
                 generation = st.generation,
                 "router applied a new configuration"
@@ -243,9 +269,16 @@ impl RouterCore {
     }
 
     /// Sends every state change recorded since the last call to the reporter and the board.
+    fn refresh_view(&self, st: &State, now: Timestamp) {
+        let view = Arc::new(build_view(st, now));
+        *self.view.write().unwrap_or_else(PoisonError::into_inner) = view;
+    }
+
     fn publish(&self, st: &mut State, now: Timestamp) {
         let changes = st.presence.drain_changes();
         self.touch();
+        // Legs and reservations change who is free even when no board state changes.
+        self.refresh_view(st, now);
         if changes.is_empty() {
             return;
         }
@@ -318,42 +351,31 @@ impl RouterCore {
         }
     }
 
-    /// Every agent's availability now, from one look at the board, so a whole plan sees one
-    /// consistent picture.
-    fn availability(st: &mut State, now: Timestamp) -> BTreeMap<String, AgentAvailability> {
-        st.presence
-            .board(now)
-            .into_iter()
-            .map(|line| {
-                let av = AgentAvailability {
-                    state: plan_state(&line.state),
-                    reachable: line.reachable,
-                    available: line.available,
-                };
-                (line.agent, av)
-            })
-            .collect()
-    }
-
-    /// Plans a call (or explains a hypothetical one): the same code path for both.
+    /// Plans a call (or explains a hypothetical one): the same code path for both. Runs
+    /// outside the lock, on the snapshot and the availability view as of the last change.
     pub fn plan(
         &self,
         number: &str,
         caller: Option<String>,
         at: Option<Timestamp>,
     ) -> (plan::PlanOutcome, u64) {
-        let mut st = self.lock();
-        let now = self.clock.now();
+        let (snapshot, generation) = {
+            let st = self.lock();
+            (st.applied.clone(), st.generation)
+        };
+        let view = self
+            .view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let req = PlanRequest {
             number: number.to_owned(),
             caller,
-            at: at.unwrap_or(now),
+            at: at.unwrap_or_else(|| self.clock.now()),
         };
-        let availability = Self::availability(&mut st, now);
         let offline = AgentAvailability::from_state(plan::AgentState::Offline);
-        let lookup = |agent: &str| availability.get(agent).copied().unwrap_or(offline);
-        let outcome = plan::plan_call(&st.applied, &req, &lookup);
-        (outcome, st.generation)
+        let lookup = |agent: &str| view.get(agent).copied().unwrap_or(offline);
+        (plan::plan_call(&snapshot, &req, &lookup), generation)
     }
 
     /// The live board now.
