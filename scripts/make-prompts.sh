@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Generates every prompt the demo manifests in examples/demo/ name, as
-# examples/demo/prompts/<name>.wav — 8 kHz, mono, 16-bit signed PCM WAV:
+# examples/demo/prompts/<name>.wav — 8 kHz, mono, G.711 µ-law WAV (8 bits a sample: the
+# whole set fits one Kubernetes ConfigMap, and calls carry G.711 anyway):
 #
 #   welcome                    PhoneNumber main-line  spec.welcome
 #   main-menu                  ForwardingScheme main-menu  menu.prompt
@@ -41,6 +42,8 @@ PITCH=50
 SOX=(sox -R -D -q)
 # The format of every prompt.
 FMT=(-r 8000 -c 1 -b 16 -e signed-integer)
+# What is written to examples/demo/prompts: G.711 µ-law.
+OUTFMT=(-r 8000 -c 1 -b 8 -e u-law)
 
 # speak NAME TEXT: speech → $TMP/NAME.wav (8 kHz, silence trimmed, short lead-in/out).
 speak() {
@@ -62,28 +65,28 @@ speak() {
 
 speak welcome \
   "Thank you for calling Acme. This call may be recorded for quality purposes."
-cp "$TMP/welcome.wav" "$OUT/welcome.wav"
+"${SOX[@]}" "$TMP/welcome.wav" "${OUTFMT[@]}" "$OUT/welcome.wav"
 
 speak main-menu \
   "Press 1 to talk to sales, press 2 if you are already a client, or dial an extension."
-cp "$TMP/main-menu.wav" "$OUT/main-menu.wav"
+"${SOX[@]}" "$TMP/main-menu.wav" "${OUTFMT[@]}" "$OUT/main-menu.wav"
 
 speak sales-voicemail-greeting \
   "All of our sales managers are busy right now. Please leave your name, your number, and a short message after the tone, and we will call you back as soon as possible."
-"${SOX[@]}" "$TMP/sales-voicemail-greeting.wav" "$TMP/beep.wav" "${FMT[@]}" "$OUT/sales-voicemail-greeting.wav"
+"${SOX[@]}" "$TMP/sales-voicemail-greeting.wav" "$TMP/beep.wav" "${OUTFMT[@]}" "$OUT/sales-voicemail-greeting.wav"
 
 # Also used as a voicemail greeting (after-hours, backup): it ends with the tone too.
 speak closed-greeting \
   "Thank you for calling Acme. Our office is closed right now. We are open Monday to Friday, from 9 A M to 7 P M, and on Saturday, from 10 A M to 3 P M. Please leave a message after the tone, and we will call you back."
-"${SOX[@]}" "$TMP/closed-greeting.wav" "$TMP/beep.wav" "${FMT[@]}" "$OUT/closed-greeting.wav"
+"${SOX[@]}" "$TMP/closed-greeting.wav" "$TMP/beep.wav" "${OUTFMT[@]}" "$OUT/closed-greeting.wav"
 
 numbers=(zero one two three four five six seven eight nine)
 for n in 1 2 3 4 5 6 7 8 9; do
   speak "queue-position-$n" "You are number ${numbers[$n]} in the queue."
-  cp "$TMP/queue-position-$n.wav" "$OUT/queue-position-$n.wav"
+  "${SOX[@]}" "$TMP/queue-position-$n.wav" "${OUTFMT[@]}" "$OUT/queue-position-$n.wav"
 done
 speak queue-position-many "There are several callers ahead of you."
-cp "$TMP/queue-position-many.wav" "$OUT/queue-position-many.wav"
+"${SOX[@]}" "$TMP/queue-position-many.wav" "${OUTFMT[@]}" "$OUT/queue-position-many.wav"
 
 # --- Hold music -----------------------------------------------------------------
 # A soft harp-like arpeggio over a quiet sine pad, in C major:
@@ -124,7 +127,7 @@ for i in "${!chords[@]}"; do
     pad "$offset"
   bars+=("$TMP/bar-$i.wav")
 done
-"${SOX[@]}" -m "${bars[@]}" "${FMT[@]}" "$OUT/hold-music.wav" \
+"${SOX[@]}" -m "${bars[@]}" "${OUTFMT[@]}" "$OUT/hold-music.wav" \
   trim 0 20 highpass 150 lowpass 1800 rate 8000 fade t 0.05 20 0.6 norm -6
 
 echo "make-prompts: wrote $(ls "$OUT"/*.wav | wc -l) prompts to $OUT" >&2
