@@ -21,8 +21,14 @@ pub enum Added {
     Duplicate,
 }
 
-/// Checks an event and returns its instant.
-fn validate(event: &CallEvent) -> Result<Timestamp, EventError> {
+/// Checks an event on its own (ids, sequence, kind, timestamp) and returns its instant. The
+/// storage layer calls this before storing an event, so that an event it accepts can always be
+/// assembled.
+///
+/// # Errors
+///
+/// The first thing wrong with the event.
+pub fn validate_event(event: &CallEvent) -> Result<Timestamp, EventError> {
     if event.event_id.is_empty() {
         return Err(EventError::MissingEventId);
     }
@@ -61,7 +67,7 @@ fn sort(events: &mut [Timed<'_>]) {
 pub fn assemble_call(events: &[CallEvent], policy: &Policy) -> Result<Cdr, AssembleError> {
     let mut unique: BTreeMap<&str, Timed<'_>> = BTreeMap::new();
     for event in events {
-        let at = validate(event)?;
+        let at = validate_event(event)?;
         if let Some((_, first)) = unique.values().next()
             && first.call_id != event.call_id
         {
@@ -119,7 +125,7 @@ impl CallAssembler {
     /// The event is invalid, or its id was seen before with different content (the first copy
     /// is kept).
     pub fn add(&mut self, event: CallEvent) -> Result<Added, EventError> {
-        let at = validate(&event)?;
+        let at = validate_event(&event)?;
         if let Some(call_id) = self.seen.get(&event.event_id) {
             let same = self
                 .calls

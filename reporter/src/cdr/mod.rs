@@ -15,7 +15,7 @@ mod reason;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-pub use assemble::{Added, CallAssembler, assemble_call};
+pub use assemble::{Added, CallAssembler, assemble_call, validate_event};
 pub use codes::{
     CallPhase, CancelCause, DestinationKind, Direction, HangupParty, MissedReason, NoAnswerCause,
     ScheduleState,

@@ -8,6 +8,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pg;
+pub mod reporter;
+
 use dialtone_proto::v1::{self, call_event::Kind};
 use dialtone_reporter::time::to_proto_timestamp;
 use jiff::{SignedDuration, Timestamp};
@@ -550,4 +553,36 @@ pub fn state(agent: &str, state: v1::AgentState, at: &str, sequence: u64) -> v1:
         source: "router-0".into(),
         sequence,
     }
+}
+
+/// `n` calls of a busy day for the durability tests, one every 20 s from 07:00Z: answered,
+/// missed after ringing, abandoned in the welcome, nobody available, and a callback — each
+/// call's events in emission order.
+#[rustfmt::skip]
+pub fn traffic(n: usize) -> Vec<Vec<v1::CallEvent>> {
+    use v1::HangupParty::{Agent, Client};
+    let start = t("2026-11-23T07:00:00Z");
+    (0..n)
+        .map(|i| {
+            let id = format!("d{i:05}");
+            let at = (start + SignedDuration::from_secs(20 * i as i64)).to_string();
+            let client = format!("+38067{:07}", i % 997);
+            match i % 5 {
+                0 => inbound(&id).from(&client).to(ADS).at(&at).open("sales")
+                    .ring(&["anna", "bohdan"]).wait(1.0).alert("anna").alert("bohdan")
+                    .wait(3.0).answer("bohdan").talk(40.0, Client).events(),
+                1 => inbound(&id).from(&client).to(ADS).at(&at).open("sales")
+                    .ring(&["anna"]).wait(1.0).alert("anna").wait(15.0).timeout()
+                    .system_hangs_up().events(),
+                2 => inbound(&id).from(&client).to(MAIN).at(&at).open("main-menu")
+                    .welcome_starts().wait(2.0).caller_hangs_up().events(),
+                3 => inbound(&id).from(&client).to(ADS).at(&at).open("sales")
+                    .ring(&["anna"]).wait(0.5).fail("anna", 480).system_hangs_up().events(),
+                _ => outbound(&id).by("olena").from(ADS).to(&client).at(&at)
+                    .ring(&["olena"]).wait(1.0).alert("olena").wait(1.0).pick_up("olena")
+                    .dial_client().wait(1.0).alert("client").wait(3.0).answer("client")
+                    .talk(30.0, Agent).events(),
+            }
+        })
+        .collect()
 }

@@ -1,0 +1,473 @@
+//! Writes: events (and the CDRs they change), manual handlings, retention.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use dialtone_proto::v1::{self, IngestEvent, RejectedEvent};
+use jiff::{SignedDuration, Timestamp};
+use prost::Message as _;
+use sqlx::Row as _;
+
+use super::codec::{CdrRow, Checked, check, kind_name, to_ns};
+use super::{Backend, Store, StoreError};
+use crate::assemble_call;
+use crate::error::AssembleError;
+use crate::policy::Policy;
+use crate::reports::{HandleTarget, Handling};
+
+/// Events per transaction: big enough to amortise a commit (an fsync), small enough that a
+/// spool flush of a long outage does not hold the writer for long.
+const CHUNK: usize = 1000;
+
+/// How often a transaction that lost a race (deadlock, serialization) is tried again.
+const ATTEMPTS: u32 = 5;
+
+/// What [`Store::ingest`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Events now stored: new ones and those stored before (duplicates). The sender may
+    /// forget them.
+    pub acked: Vec<String>,
+    /// Events refused for good: malformed, or an id already stored with different content.
+    pub rejected: Vec<RejectedEvent>,
+    /// How many of the acknowledged events were new.
+    pub new_events: usize,
+    /// How many CDRs were (re)written.
+    pub cdrs_written: usize,
+}
+
+impl IngestOutcome {
+    fn absorb(&mut self, other: IngestOutcome) {
+        self.acked.extend(other.acked);
+        self.rejected.extend(other.rejected);
+        self.new_events += other.new_events;
+        self.cdrs_written += other.cdrs_written;
+    }
+}
+
+/// What [`Store::delete_older_than`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// CDRs of calls started before the cutoff.
+    pub cdrs: u64,
+    /// Their events, and any other event before the cutoff.
+    pub events: u64,
+    /// Agent state changes before the cutoff (each agent's last one before it is kept).
+    pub agent_states: u64,
+    /// Handlings before the cutoff.
+    pub handlings: u64,
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events \
+    (event_id, call_id, node_id, sequence, at, kind, payload, received_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING";
+
+const INSERT_STATE: &str = "INSERT INTO agent_states \
+    (event_id, agent, state, away_label, at, source, sequence, payload) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING";
+
+const UPSERT_CDR: &str = "INSERT INTO cdrs (call_id, started_at, ended_at, direction, caller, \
+    number, number_name, client, agent, status, missed_reason, answered_by, complete, json, \
+    updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+    ON CONFLICT (call_id) DO UPDATE SET started_at = excluded.started_at, \
+    ended_at = excluded.ended_at, direction = excluded.direction, caller = excluded.caller, \
+    number = excluded.number, number_name = excluded.number_name, client = excluded.client, \
+    agent = excluded.agent, status = excluded.status, missed_reason = excluded.missed_reason, \
+    answered_by = excluded.answered_by, complete = excluded.complete, json = excluded.json, \
+    updated_at = excluded.updated_at";
+
+/// Serializes PostgreSQL transactions that rebuild the same call (see the module docs).
+const LOCK_CALL: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+
+fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::from_sqlx(what, e)
+}
+
+fn seq(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Rebuilds the CDRs of `$calls` inside the transaction `$tx` from every stored event of each
+/// call, returning how many were written. A macro so that it expands for both backends.
+macro_rules! rebuild_calls {
+    ($tx:expr, $calls:expr, $policy:expr, $pg:expr, $now:expr) => {{
+        let mut written = 0usize;
+        for call_id in $calls {
+            if $pg {
+                sqlx::query(LOCK_CALL)
+                    .bind(call_id)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(db("locking a call"))?;
+            }
+            let rows = sqlx::query("SELECT event_id, payload FROM events WHERE call_id = $1")
+                .bind(call_id)
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(db("reading a call's events"))?;
+            let mut events = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let id: String = row.try_get(0).map_err(db("reading an event id"))?;
+                let payload: Vec<u8> = row.try_get(1).map_err(db("reading an event"))?;
+                match v1::CallEvent::decode(payload.as_slice()) {
+                    Ok(event) => events.push(event),
+                    Err(e) => {
+                        return Err(StoreError::corrupt_row(format!("event {id}"), e));
+                    }
+                }
+            }
+            match assemble_call(&events, $policy) {
+                Ok(cdr) => {
+                    let row = CdrRow::new(&cdr)?;
+                    bind_cdr(sqlx::query(UPSERT_CDR), &row, $now)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(db("writing a CDR"))?;
+                    written += 1;
+                }
+                // The call's CallStarted is still in a spool; its CDR comes with it.
+                Err(AssembleError::NotStarted { .. }) => {}
+                Err(e) => {
+                    // Events are checked before they are stored, so this is a bug; keep the
+                    // events (they are the truth) and say so, rather than refuse the batch.
+                    tracing::error!(call_id = %call_id, error = %e, "cannot assemble a stored call");
+                }
+            }
+        }
+        written
+    }};
+}
+
+/// Binds a CDR row to [`UPSERT_CDR`]; generic over the database because both bind the same
+/// Rust types.
+fn bind_cdr<'q, DB>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    row: &CdrRow<'q>,
+    now: i64,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(row.call_id)
+        .bind(row.started_at)
+        .bind(row.ended_at)
+        .bind(row.direction)
+        .bind(row.caller)
+        .bind(row.number)
+        .bind(row.number_name)
+        .bind(row.client)
+        .bind(row.agent)
+        .bind(row.status)
+        .bind(row.missed_reason)
+        .bind(row.answered_by)
+        .bind(row.complete)
+        .bind(row.json.clone())
+        .bind(now)
+}
+
+impl Store {
+    /// Stores events idempotently and rebuilds the CDRs of the calls that got new events, in
+    /// transactions of up to 1000 events. Everything in [`IngestOutcome::acked`] is durable
+    /// when this returns.
+    ///
+    /// Malformed events and ids already stored with different content are listed in
+    /// [`IngestOutcome::rejected`]; the rest of the batch is stored regardless.
+    ///
+    /// # Errors
+    ///
+    /// A database error; events of transactions committed before it stay stored (and are
+    /// acknowledged again when resent).
+    pub async fn ingest(
+        &self,
+        events: &[IngestEvent],
+        policy: &Policy,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut outcome = IngestOutcome::default();
+        // Sorted by id and unique: PostgreSQL then takes row locks in one order in every
+        // transaction, so concurrent batches sharing events cannot deadlock on them.
+        let mut unique: BTreeMap<&str, Checked<'_>> = BTreeMap::new();
+        for event in events {
+            match check(event) {
+                Err(rejection) => outcome.rejected.push(rejection),
+                Ok(checked) => match unique.get(checked.event_id()) {
+                    None => {
+                        unique.insert(checked_id(event), checked);
+                    }
+                    Some(kept) if same(kept, &checked) => {}
+                    Some(_) => outcome.rejected.push(conflict(checked.event_id())),
+                },
+            }
+        }
+        let checked: Vec<Checked<'_>> = unique.into_values().collect();
+        for chunk in checked.chunks(CHUNK) {
+            let mut attempt = 1;
+            let done = loop {
+                match self.write_chunk(chunk, policy).await {
+                    Err(StoreError::Conflict { what, source }) if attempt < ATTEMPTS => {
+                        tracing::debug!(what, error = %source, attempt, "retrying an ingest transaction");
+                        tokio::time::sleep(Duration::from_millis(
+                            10 * u64::from(attempt) + jitter_ms(),
+                        ))
+                        .await;
+                        attempt += 1;
+                    }
+                    other => break other?,
+                }
+            };
+            outcome.absorb(done);
+        }
+        Ok(outcome)
+    }
+
+    async fn write_chunk(
+        &self,
+        chunk: &[Checked<'_>],
+        policy: &Policy,
+    ) -> Result<IngestOutcome, StoreError> {
+        let pg = self.backend() == Backend::Postgres;
+        let now = to_ns(Timestamp::now());
+        with_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await.map_err(db("beginning a transaction"))?;
+            let mut out = IngestOutcome::default();
+            let mut touched: BTreeSet<&str> = BTreeSet::new();
+            for item in chunk {
+                let (inserted, id) = match item {
+                    Checked::Call(e, at) => {
+                        let payload = e.encode_to_vec();
+                        let n = sqlx::query(INSERT_EVENT)
+                            .bind(&e.event_id)
+                            .bind(&e.call_id)
+                            .bind(&e.node_id)
+                            .bind(seq(e.sequence))
+                            .bind(to_ns(*at))
+                            .bind(kind_name(e.kind.as_ref()))
+                            .bind(payload)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db("storing an event"))?
+                            .rows_affected();
+                        if n > 0 {
+                            touched.insert(&e.call_id);
+                        }
+                        (n > 0, &e.event_id)
+                    }
+                    Checked::State(e, at) => {
+                        let n = sqlx::query(INSERT_STATE)
+                            .bind(&e.event_id)
+                            .bind(&e.agent)
+                            .bind(e.state().code())
+                            .bind(&e.away_label)
+                            .bind(to_ns(*at))
+                            .bind(&e.source)
+                            .bind(seq(e.sequence))
+                            .bind(e.encode_to_vec())
+                            .execute(&mut *tx)
+                            .await;
+                        let n = n.map_err(db("storing an agent state"))?.rows_affected();
+                        (n > 0, &e.event_id)
+                    }
+                };
+                if inserted {
+                    out.new_events += 1;
+                    out.acked.push(id.clone());
+                    continue;
+                }
+                // Stored before: the same event again (normal), or a reused id (refused).
+                let table = match item {
+                    Checked::Call(..) => "SELECT payload FROM events WHERE event_id = $1",
+                    Checked::State(..) => "SELECT payload FROM agent_states WHERE event_id = $1",
+                };
+                let kept: Option<Vec<u8>> = sqlx::query_scalar(table)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db("reading a stored event"))?;
+                let same = kept.is_some_and(|bytes| match item {
+                    Checked::Call(e, _) => {
+                        v1::CallEvent::decode(bytes.as_slice()).is_ok_and(|k| k == **e)
+                    }
+                    Checked::State(e, _) => {
+                        v1::AgentStateEvent::decode(bytes.as_slice()).is_ok_and(|k| k == **e)
+                    }
+                });
+                if same {
+                    out.acked.push(id.clone());
+                } else {
+                    out.rejected.push(conflict(id));
+                }
+            }
+            out.cdrs_written = rebuild_calls!(tx, &touched, policy, pg, now);
+            tx.commit().await.map_err(db("committing events"))?;
+            Ok(out)
+        })
+    }
+
+    /// Re-assembles every stored call with `policy` (after `shortAbandonSeconds` changed, or
+    /// after an upgrade changed how CDRs are built). Returns the number of CDRs written.
+    ///
+    /// # Errors
+    ///
+    /// A database error; calls rebuilt before it stay rebuilt.
+    pub async fn rebuild_cdrs(&self, policy: &Policy) -> Result<usize, StoreError> {
+        let pg = self.backend() == Backend::Postgres;
+        let mut after = String::new();
+        let mut written = 0;
+        loop {
+            let now = to_ns(Timestamp::now());
+            let (n, last) = with_pool!(self, write, |pool| {
+                let mut tx = pool.begin().await.map_err(db("beginning a rebuild"))?;
+                let calls: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT call_id FROM events WHERE call_id > $1 \
+                     ORDER BY call_id LIMIT 500",
+                )
+                .bind(&after)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("listing calls"))?;
+                let n = rebuild_calls!(tx, &calls, policy, pg, now);
+                tx.commit().await.map_err(db("committing a rebuild"))?;
+                Ok::<_, StoreError>((n, calls.last().cloned()))
+            })?;
+            written += n;
+            match last {
+                Some(last) => after = last,
+                None => return Ok(written),
+            }
+        }
+    }
+
+    /// Records a manual processing of an unprocessed group.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub async fn add_handling(&self, handling: &Handling) -> Result<(), StoreError> {
+        let (client, group) = match &handling.target {
+            HandleTarget::Client(c) => (Some(c.as_str()), None),
+            HandleTarget::Group(g) => (None, Some(g.as_str())),
+        };
+        with_pool!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO handlings (client, group_id, reason, note, by_user, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(client)
+            .bind(group)
+            .bind(handling.reason.code())
+            .bind(handling.note.as_deref())
+            .bind(&handling.by)
+            .bind(to_ns(handling.at))
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(db("storing a handling"))
+        })
+    }
+
+    /// Retention: deletes CDRs of calls started more than `days` days before `now` with their
+    /// events, other events, agent state changes and handlings older than that. Each agent's
+    /// last state change before the cutoff is kept: the heat map needs the state an agent was
+    /// in when a period starts.
+    ///
+    /// # Errors
+    ///
+    /// A database error (nothing is deleted then: one transaction).
+    pub async fn delete_older_than(
+        &self,
+        days: u32,
+        now: Timestamp,
+    ) -> Result<Deleted, StoreError> {
+        let cutoff = now
+            .checked_sub(SignedDuration::from_hours(i64::from(days) * 24))
+            .map_or(i64::MIN, to_ns);
+        with_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await.map_err(db("beginning retention"))?;
+            let events = sqlx::query(
+                "DELETE FROM events WHERE call_id IN \
+                 (SELECT call_id FROM cdrs WHERE started_at < $1)",
+            )
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("deleting old events"))?
+            .rows_affected();
+            let cdrs = sqlx::query("DELETE FROM cdrs WHERE started_at < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("deleting old CDRs"))?
+                .rows_affected();
+            // Events of calls that never got a CDR (their CallStarted never came).
+            let orphans = sqlx::query(
+                "DELETE FROM events WHERE at < $1 AND call_id NOT IN (SELECT call_id FROM cdrs)",
+            )
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("deleting old events"))?
+            .rows_affected();
+            let agent_states = sqlx::query(
+                "DELETE FROM agent_states WHERE at < $1 AND at < \
+                 (SELECT MAX(s.at) FROM agent_states s \
+                  WHERE s.agent = agent_states.agent AND s.at < $1)",
+            )
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("deleting old agent states"))?
+            .rows_affected();
+            let handlings = sqlx::query("DELETE FROM handlings WHERE at < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("deleting old handlings"))?
+                .rows_affected();
+            tx.commit().await.map_err(db("committing retention"))?;
+            Ok(Deleted {
+                cdrs,
+                events: events + orphans,
+                agent_states,
+                handlings,
+            })
+        })
+    }
+}
+
+fn checked_id(event: &IngestEvent) -> &str {
+    match &event.event {
+        Some(v1::ingest_event::Event::Call(e)) => &e.event_id,
+        Some(v1::ingest_event::Event::AgentState(e)) => &e.event_id,
+        None => "",
+    }
+}
+
+fn same(a: &Checked<'_>, b: &Checked<'_>) -> bool {
+    match (a, b) {
+        (Checked::Call(x, _), Checked::Call(y, _)) => x == y,
+        (Checked::State(x, _), Checked::State(y, _)) => x == y,
+        _ => false,
+    }
+}
+
+fn conflict(event_id: &str) -> RejectedEvent {
+    RejectedEvent {
+        event_id: event_id.to_owned(),
+        reason: crate::error::EventError::Conflict {
+            event_id: event_id.to_owned(),
+        }
+        .to_string(),
+    }
+}
+
+/// A little jitter so that two transactions that deadlocked do not retry in lockstep.
+fn jitter_ms() -> u64 {
+    u64::from(Timestamp::now().subsec_nanosecond().unsigned_abs() % 20)
+}
