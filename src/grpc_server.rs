@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use dialtone_proto::FILE_DESCRIPTOR_SET;
+use dialtone_proto::v1::ingest_server::IngestServer;
+use dialtone_reporter::ingest::IngestService;
+use dialtone_reporter::reports_service::ReportsService;
 use dialtone_router::service::RouterService;
 use tokio::net::TcpListener;
 
@@ -18,6 +21,10 @@ pub const GRACE: Duration = Duration::from_secs(5);
 pub struct Services {
     /// `dialtone.v1.Router`.
     pub router: Option<RouterService>,
+    /// `dialtone.v1.Ingest`.
+    pub ingest: Option<IngestServer<IngestService>>,
+    /// `dialtone.v1.Reports`.
+    pub reports: Option<ReportsService>,
 }
 
 /// Starting or running the server failed.
@@ -42,13 +49,25 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    if services.router.is_some() {
-        health
-            .set_service_status(
-                dialtone_proto::service_names::ROUTER,
-                tonic_health::ServingStatus::Serving,
-            )
-            .await;
+    for (present, name) in [
+        (
+            services.router.is_some(),
+            dialtone_proto::service_names::ROUTER,
+        ),
+        (
+            services.ingest.is_some(),
+            dialtone_proto::service_names::INGEST,
+        ),
+        (
+            services.reports.is_some(),
+            dialtone_proto::service_names::REPORTS,
+        ),
+    ] {
+        if present {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
     }
     let graceful = shutdown.clone();
     // Nagle's algorithm with delayed ACKs adds ~40 ms to small request/response exchanges;
@@ -57,6 +76,8 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_optional_service(services.router.map(RouterService::into_server))
+        .add_optional_service(services.ingest)
+        .add_optional_service(services.reports.map(ReportsService::into_server))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move { graceful.fired().await },

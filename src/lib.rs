@@ -3,10 +3,13 @@
 //! Data flows one way: manifests ([`manifest_dir`], `dialtone_model::loader`) → a validated
 //! snapshot → router plans → media-node calls → events → reporter → reports.
 
+pub mod agent_events;
 pub mod cli;
 pub mod config_watch;
 pub mod crds;
 pub mod grpc_server;
+pub mod live;
 pub mod manifest_dir;
 pub mod shutdown;
+pub mod standalone;
 pub mod telemetry;

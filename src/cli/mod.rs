@@ -1,8 +1,10 @@
 //! The `dialtone` command line: flags (each also an environment variable) and subcommands.
 
+mod reporter;
 mod route;
 mod router;
 pub mod time;
+mod up;
 mod validate;
 
 use std::path::PathBuf;
@@ -33,6 +35,10 @@ pub enum Command {
     Route(route::RouteArgs),
     /// Run the router (routing, presence, queues) on its own.
     Router(router::RouterArgs),
+    /// Run the reporter (call records, reports) on its own.
+    Reporter(reporter::ReporterArgs),
+    /// Standalone mode: the whole platform in one process, on the manifests of a folder.
+    Up(up::UpArgs),
     /// Print the CustomResourceDefinitions, or check or write the `crds/` folder.
     Crds {
         /// Compare the generated CRDs with this folder; exit 1 on any difference.
@@ -51,6 +57,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Crds { check, write } => crds(check, write),
         Command::Route(args) => route::run(args).await,
         Command::Router(args) => router::run(args).await,
+        Command::Reporter(args) => reporter::run(args).await,
+        Command::Up(args) => up::run(args).await,
     }
 }
 

@@ -100,6 +100,7 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     });
     let services = Services {
         router: Some(RouterService::new(core)),
+        ..Services::default()
     };
     let result = grpc_server::serve(grpc, services, shutdown.clone()).await;
     shutdown.fire();

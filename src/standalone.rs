@@ -1,0 +1,246 @@
+//! Standalone mode's wiring: the router and the reporter (and the media node, once it runs) in
+//! one process, on one gRPC port, sharing one configuration snapshot and one shutdown signal.
+//!
+//! `dialtone up` and `dialtone demo` both start from [`start`]; the cluster components
+//! (`dialtone router`, `dialtone reporter`) wire the same pieces separately.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_model::Snapshot;
+use dialtone_reporter::ingest::Ingestor;
+use dialtone_reporter::reports_service::ReportsService;
+use dialtone_reporter::retention;
+use dialtone_reporter::store::{OpenOptions, Store};
+use dialtone_router::owner::HttpOwnerSource;
+use dialtone_router::service::{RouterCore, RouterService, SystemClock};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::agent_events;
+use crate::config_watch::{self, ReloadStatus};
+use crate::grpc_server::{self, Services};
+use crate::live::LocalRouter;
+use crate::shutdown::Shutdown;
+use crate::telemetry::{self, Metrics, Readiness};
+
+/// What standalone mode needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The manifest folder.
+    pub config: PathBuf,
+    /// The data folder (SQLite, journal, router state, recordings, `supervisor.token`).
+    pub data: PathBuf,
+    /// A PostgreSQL URL instead of SQLite under `data`.
+    pub database_url: Option<String>,
+    /// gRPC listen address (router, ingest, reports, health, reflection).
+    pub grpc: SocketAddr,
+    /// HTTP listen address (`/metrics`, `/healthz`, `/readyz`; the dashboard).
+    pub http: SocketAddr,
+}
+
+/// Standalone mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The manifests have errors.
+    #[error("{0}")]
+    Config(#[from] config_watch::LoadFailure),
+    /// The data folder is not usable.
+    #[error("data folder {path}: {source}")]
+    Data {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error("database: {0}")]
+    Store(#[from] dialtone_reporter::store::StoreError),
+    /// The ingestion journal could not be opened.
+    #[error("ingestion: {0}")]
+    Ingest(#[from] dialtone_reporter::ingest::IngestError),
+    /// A listener could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (is another Dialtone running? pass another address)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The CRM client could not be built.
+    #[error("owner lookup client: {0}")]
+    Owner(#[from] dialtone_router::owner::OwnerLookupError),
+}
+
+/// A running standalone Dialtone.
+pub struct Running {
+    /// Where gRPC listens.
+    pub grpc: SocketAddr,
+    /// Where HTTP listens.
+    pub http: SocketAddr,
+    /// The supervisor's token file.
+    pub token_file: PathBuf,
+    /// The configuration in use (swapped on reload).
+    pub config: watch::Receiver<Arc<Snapshot>>,
+    /// The router, for in-process callers such as the demo.
+    pub router: Arc<RouterCore>,
+    /// The reporter's store.
+    pub store: Store,
+    /// The shutdown signal.
+    pub shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until every task has stopped (after the shutdown signal fired).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.close().await;
+    }
+}
+
+/// Writes `supervisor.token` (supervisor role) on first start; later starts keep it.
+pub fn ensure_supervisor_token(data: &Path) -> std::io::Result<PathBuf> {
+    let path = data.join("supervisor.token");
+    if path.exists() {
+        return Ok(path);
+    }
+    let mut raw = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, format!("{token}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(path)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Starts router and reporter; the returned handle's tasks stop when `shutdown` fires.
+pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, StartError> {
+    let since = config_watch::fingerprint(&settings.config);
+    let snapshot = config_watch::load_dir(&settings.config)?;
+    let data_err = |source| StartError::Data {
+        path: settings.data.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&settings.data).map_err(data_err)?;
+    let token_file = ensure_supervisor_token(&settings.data).map_err(data_err)?;
+
+    let (config_tx, config_rx) = watch::channel(snapshot);
+    let (status_tx, _status_rx) = watch::channel(ReloadStatus::default());
+    let mut tasks = vec![tokio::spawn(config_watch::watch_dir(
+        settings.config.clone(),
+        since,
+        Duration::from_secs(1),
+        config_tx,
+        status_tx,
+        shutdown.receiver(),
+    ))];
+
+    let store = match &settings.database_url {
+        Some(url) => Store::open(url).await?,
+        None => {
+            Store::open_sqlite_file(&settings.data.join("dialtone.db"), &OpenOptions::default())
+                .await?
+        }
+    };
+    let ingestor = Arc::new(Ingestor::open(
+        store.clone(),
+        &settings.data,
+        config_rx.clone(),
+    )?);
+    tasks.push(tokio::spawn(ingestor.clone().run(shutdown.receiver())));
+    tasks.push(tokio::spawn(retention::run(
+        store.clone(),
+        config_rx.clone(),
+        Duration::from_secs(3600),
+        shutdown.receiver(),
+    )));
+
+    let (state_tx, state_rx) = mpsc::unbounded_channel();
+    let router = RouterCore::with_state_file(
+        config_rx.clone(),
+        Arc::new(SystemClock),
+        Arc::new(HttpOwnerSource::new()?),
+        Some(state_tx),
+        settings.data.join("router-state.json"),
+    );
+    tasks.push(tokio::spawn(router.clone().run_timers(shutdown.receiver())));
+    tasks.push(tokio::spawn(
+        router.clone().run_persister(shutdown.receiver()),
+    ));
+    let ing = ingestor.clone();
+    let deliver: agent_events::Deliver = Box::new(move |batch| {
+        let ing = ing.clone();
+        Box::pin(async move {
+            ing.ingest(batch)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    });
+    tasks.push(tokio::spawn(agent_events::forward(
+        state_rx,
+        format!("router-{}", std::process::id()),
+        deliver,
+        shutdown.receiver(),
+    )));
+
+    let router_service = RouterService::new(router.clone());
+    let reports = ReportsService::new(store.clone(), config_rx.clone())
+        .with_live(Arc::new(LocalRouter(router_service.clone())));
+    let grpc = bind(settings.grpc).await?;
+    let http = bind(settings.http).await?;
+    let grpc_addr = grpc.local_addr().map_err(data_err)?;
+    let http_addr = http.local_addr().map_err(data_err)?;
+    let services = Services {
+        router: Some(router_service),
+        ingest: Some(ingestor.service()),
+        reports: Some(reports),
+    };
+    let grpc_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = grpc_server::serve(grpc, services, grpc_shutdown.clone()).await {
+            tracing::error!(error = %e, "gRPC server stopped");
+            grpc_shutdown.fire();
+        }
+    }));
+    let readiness = Readiness::new();
+    readiness.set_ready();
+    let http_shutdown = shutdown.clone();
+    let metrics = Metrics::new();
+    tasks.push(tokio::spawn(async move {
+        let app = telemetry::ops_router(metrics, readiness);
+        if let Err(e) = axum::serve(http, app)
+            .with_graceful_shutdown(async move { http_shutdown.fired().await })
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    }));
+    Ok(Running {
+        grpc: grpc_addr,
+        http: http_addr,
+        token_file,
+        config: config_rx,
+        router,
+        store,
+        shutdown,
+        tasks,
+    })
+}
