@@ -7,3 +7,7 @@
 
 pub mod media;
 pub mod sip;
+pub mod spool;
+pub mod guard;
+pub mod registrar;
+pub mod node;

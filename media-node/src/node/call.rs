@@ -1,0 +1,599 @@
+//! A call: the caller's side (the INVITE we answer) and its lifecycle — admission, routing,
+//! the router's verdict, cancellation and the end.
+
+use std::time::Instant;
+
+use dialtone_proto::v1 as pb;
+use dialtone_proto::v1::call_event::Kind;
+use rsipstack::sip::{HeadersExt, Request};
+
+use super::actor::{Node, TxRole};
+use super::events::CallEvents;
+use super::legs::{Leg, LegState};
+use super::plan::{Exec, QueueState};
+use super::router::{ReplyBody, Report};
+use super::rtp::{RelayHandle, RtpPair};
+use super::sipmsg;
+use crate::media::sdp::{self, Codec, Negotiated};
+use crate::sip::Peer;
+use crate::sip::dialog::{Dialog, DialogId};
+use crate::sip::transaction::TxId;
+
+/// Our id of a call (`{node}-{millis}-{n}`).
+pub(super) type CallKey = String;
+
+/// Codecs we speak, in our order of preference.
+pub(super) const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+/// The telephone-event payload type we offer.
+pub(super) const TE_PT: u8 = 101;
+
+/// One side of a call: the caller, or an agent / external leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Caller,
+    Leg(usize),
+}
+
+/// Where the caller's INVITE stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallerState {
+    /// Nothing but 100 sent.
+    Routing,
+    /// 180 sent.
+    Alerted,
+    /// 200 sent: the caller's dialog is confirmed.
+    Answered,
+    /// A final error was sent (or the layer sent 487 after CANCEL).
+    Finished,
+}
+
+/// The caller's media: our socket pair, the SDP we answer with, what it settled.
+#[derive(Debug)]
+pub(super) struct CallerMedia {
+    pub(super) pair: Option<RtpPair>,
+    pub(super) port: u16,
+    pub(super) answer: String,
+    pub(super) negotiated: Negotiated,
+}
+
+/// How a call ends.
+#[derive(Debug, Clone)]
+pub(super) struct Ending {
+    pub(super) party: pb::HangupParty,
+    pub(super) disposition: pb::CallDisposition,
+    /// Final response to the caller when it was never answered.
+    pub(super) sip_code: u16,
+    pub(super) reason: String,
+    pub(super) cancel_cause: pb::LegCancelCause,
+}
+
+impl Ending {
+    pub(super) fn shutdown() -> Self {
+        Ending {
+            party: pb::HangupParty::System,
+            disposition: pb::CallDisposition::NotAnswered,
+            sip_code: 503,
+            reason: "media node shut down".into(),
+            cancel_cause: pb::LegCancelCause::System,
+        }
+    }
+
+    pub(super) fn media_timeout() -> Self {
+        Ending {
+            party: pb::HangupParty::System,
+            disposition: pb::CallDisposition::Answered,
+            sip_code: 0,
+            reason: "media timeout: no RTP".into(),
+            cancel_cause: pb::LegCancelCause::System,
+        }
+    }
+
+    pub(super) fn not_answered(code: u16, reason: &str) -> Self {
+        Ending {
+            party: pb::HangupParty::System,
+            disposition: pb::CallDisposition::NotAnswered,
+            sip_code: code,
+            reason: reason.into(),
+            cancel_cause: pb::LegCancelCause::System,
+        }
+    }
+}
+
+/// One call on this node.
+pub(super) struct Call {
+    pub(super) key: CallKey,
+    pub(super) span: tracing::Span,
+    pub(super) events: CallEvents,
+    pub(super) started: Instant,
+    pub(super) invite: Box<Request>,
+    pub(super) invite_tx: TxId,
+    pub(super) source: Peer,
+    pub(super) local_tag: String,
+    pub(super) contact: String,
+    pub(super) state: CallerState,
+    pub(super) caller_dialog: Option<DialogId>,
+    pub(super) caller_number: String,
+    pub(super) number: String,
+    pub(super) max_forwards: u8,
+    pub(super) media: CallerMedia,
+    pub(super) plan: Option<pb::CallPlan>,
+    pub(super) exec: Exec,
+    pub(super) legs: Vec<Leg>,
+    pub(super) answered: Option<usize>,
+    pub(super) relay: Option<RelayHandle>,
+    pub(super) phase: pb::CallPhase,
+    pub(super) queue: Option<QueueState>,
+    pub(super) reserved_any: bool,
+    pub(super) sdp_version: u64,
+}
+
+impl Call {
+    pub(super) fn emit(&mut self, kind: Kind) {
+        self.events.emit(kind);
+    }
+
+    /// Legs still ringing (INVITE sent, no final response, not cancelled).
+    pub(super) fn ringing_legs(&self) -> impl Iterator<Item = usize> + '_ {
+        self.legs
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| matches!(l.state, LegState::Calling | LegState::Alerting))
+            .map(|(i, _)| i)
+    }
+}
+
+impl Node {
+    /// A new INVITE outside any dialog: admission, then PlanCall.
+    pub(super) fn on_invite(&mut self, tx: TxId, request: Box<Request>, source: Peer) {
+        let span = tracing::info_span!("sip.invite", call_id = tracing::field::Empty, %source);
+        let _g = span.enter();
+        let local_tag = self.layer.new_tag();
+        if self.is_draining() {
+            let retry = self.cfg.retry_after_secs.to_string();
+            self.reply(
+                tx,
+                &request,
+                503,
+                Some(&local_tag),
+                &[("Retry-After", retry)],
+            );
+            return;
+        }
+        let snapshot = self.snapshot();
+        let Some(carrier) = self.carrier_of(&snapshot, source) else {
+            self.health.metrics().security_rejections.inc();
+            tracing::warn!(target: "security", %source, uri = %request.uri, "INVITE from an address that is no carrier: 403");
+            self.reply(tx, &request, 403, Some(&local_tag), &[]);
+            return;
+        };
+        let dialled = sipmsg::uri_user(&request.uri.to_string())
+            .or_else(|| {
+                let to = request.to_header().ok()?.value().to_string();
+                let uri = crate::sip::message::grammar::name_addr(&to).ok()?.uri;
+                sipmsg::uri_user(&uri)
+            })
+            .and_then(|u| sipmsg::normalise_number(&u));
+        let Some(number) = dialled.filter(|n| snapshot.number(n).is_some()) else {
+            tracing::info!(uri = %request.uri, "dialled number is no PhoneNumber: 404");
+            self.reply(tx, &request, 404, Some(&local_tag), &[]);
+            return;
+        };
+        let caller_number = caller_of(&request).unwrap_or_default();
+        let media = match self.caller_media(&request) {
+            Ok(m) => m,
+            Err(code) => {
+                self.reply(tx, &request, code, Some(&local_tag), &[]);
+                return;
+            }
+        };
+        let key = self.new_call_key();
+        span.record("call_id", key.as_str());
+        let call_span = tracing::info_span!("call", call_id = %key, number = %number);
+        let sip_call_id = request
+            .call_id_header()
+            .map(|c| c.value().to_string())
+            .unwrap_or_default();
+        let mut events = CallEvents::new(&key, &self.cfg.node_id, self.sink.clone());
+        events.emit(Kind::CallStarted(pb::CallStarted {
+            caller: caller_number.clone(),
+            number: number.clone(),
+            direction: pb::Direction::Inbound as i32,
+            carrier: carrier.clone(),
+            anonymous: caller_number.is_empty(),
+            sip_call_id,
+            ..Default::default()
+        }));
+        self.health.metrics().calls.inc();
+        self.health.metrics().active_calls.inc();
+        let contact = self.contact(source.transport);
+        let max_forwards = sipmsg::max_forwards(&request);
+        self.tx_role.insert(tx, TxRole::CallerInvite(key.clone()));
+        self.router.plan(
+            &key,
+            pb::PlanCallRequest {
+                call_id: key.clone(),
+                number: number.clone(),
+                caller: caller_number.clone(),
+                at: Some(super::events::now_ts()),
+                node_id: self.cfg.node_id.clone(),
+                carrier: carrier.clone(),
+            },
+            self.cfg.plan_timeout,
+        );
+        tracing::info!(call_id = %key, caller = %caller_number, %number, %carrier, "call started");
+        let call = Call {
+            key: key.clone(),
+            span: call_span,
+            events,
+            started: Instant::now(),
+            invite: request,
+            invite_tx: tx,
+            source,
+            local_tag,
+            contact,
+            state: CallerState::Routing,
+            caller_dialog: None,
+            caller_number,
+            number,
+            max_forwards,
+            media,
+            plan: None,
+            exec: Exec::default(),
+            legs: Vec::new(),
+            answered: None,
+            relay: None,
+            phase: pb::CallPhase::Routing,
+            queue: None,
+            reserved_any: false,
+            sdp_version: 1,
+        };
+        self.calls.insert(key, call);
+    }
+
+    /// The carrier a source address belongs to: its `inboundSources`, or the address of a
+    /// registration trunk.
+    fn carrier_of(&self, snapshot: &dialtone_model::Snapshot, source: Peer) -> Option<String> {
+        if let Some(c) = snapshot.carrier_for_source(source.addr.ip()) {
+            return Some(c.name.clone());
+        }
+        snapshot
+            .carriers
+            .values()
+            .filter(|c| c.register)
+            .find(|c| {
+                self.carrier_addrs
+                    .get(&c.name)
+                    .is_some_and(|addrs| addrs.iter().any(|a| a.ip() == source.addr.ip()))
+            })
+            .map(|c| c.name.clone())
+    }
+
+    /// Our answer to the caller's offer on a fresh port pair (488 without a common codec,
+    /// 500 without a free port). Without an offer we will offer in the 200 (late offer).
+    fn caller_media(&mut self, request: &Request) -> Result<CallerMedia, u16> {
+        let offer = sipmsg::sdp_body(&request.headers, &request.body);
+        let session = match offer.as_deref().map(sdp::parse) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                tracing::info!(error = %e, "unusable SDP offer: 488");
+                return Err(488);
+            }
+            None => None,
+        };
+        if let Some(s) = &session
+            && let Err(e) = sdp::negotiated(s, &CODECS)
+        {
+            tracing::info!(error = %e, "no common codec with the caller: 488");
+            return Err(488);
+        }
+        let pair = self.ports.allocate().map_err(|e| {
+            tracing::error!(error = %e, "no RTP port for the caller: 500");
+            500u16
+        })?;
+        let local = std::net::SocketAddr::new(self.cfg.advertised(), pair.port);
+        let session_id = fastrand::u64(1..u64::from(u32::MAX));
+        let (answer, negotiated) = match session {
+            Some(s) => sdp::answer(&s, local, &CODECS, session_id).map_err(|_| 488u16)?,
+            None => (
+                sdp::write(
+                    local,
+                    session_id,
+                    1,
+                    &CODECS,
+                    Some(TE_PT),
+                    sdp::Direction::SendRecv,
+                ),
+                Negotiated {
+                    codec: Codec::Pcmu,
+                    telephone_event: Some(TE_PT),
+                    remote: None,
+                    direction: sdp::Direction::SendRecv,
+                },
+            ),
+        };
+        Ok(CallerMedia {
+            port: pair.port,
+            pair: Some(pair),
+            answer,
+            negotiated,
+        })
+    }
+
+    /// Answers a server transaction outside any call (errors, OPTIONS, 503 while draining).
+    pub(super) fn reply(
+        &mut self,
+        tx: TxId,
+        request: &Request,
+        code: u16,
+        to_tag: Option<&str>,
+        extra: &[(&str, String)],
+    ) {
+        let response = sipmsg::respond(request, code, to_tag, None, None, extra);
+        match self
+            .layer
+            .send_response(std::time::Instant::now(), tx, response)
+        {
+            Ok(actions) => self.execute(actions),
+            Err(e) => tracing::debug!(%tx, error = %e, "response not sent"),
+        }
+    }
+
+    /// Sends a response to the caller's INVITE.
+    pub(super) fn reply_caller(&mut self, key: &str, code: u16, sdp: bool) {
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        let contact = (code > 100 && code < 300).then(|| call.contact.clone());
+        let body = sdp.then(|| call.media.answer.clone());
+        let response = sipmsg::respond(
+            &call.invite,
+            code,
+            Some(&call.local_tag),
+            contact.as_deref(),
+            body.as_deref(),
+            &[],
+        );
+        let tx = call.invite_tx;
+        if code >= 300 {
+            call.state = CallerState::Finished;
+        }
+        match self.layer.send_response(Instant::now(), tx, response) {
+            Ok(actions) => self.execute(actions),
+            Err(e) => tracing::debug!(%tx, error = %e, "response to the caller not sent"),
+        }
+    }
+
+    /// The router's answer (or silence) about a call's plan.
+    pub(super) fn on_plan(&mut self, key: &str, body: ReplyBody) {
+        let ReplyBody::Plan(result) = body else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        if call.plan.is_some() || call.state == CallerState::Finished {
+            return;
+        }
+        let span = call.span.clone();
+        let _g = span.enter();
+        use pb::plan_call_response::Outcome;
+        match *result {
+            Ok(pb::PlanCallResponse {
+                outcome: Some(Outcome::Plan(plan)),
+            }) => self.start_plan(key, plan, None),
+            Ok(pb::PlanCallResponse {
+                outcome: Some(Outcome::Rejected(r)),
+            }) => self.rejected(key, r),
+            Ok(pb::PlanCallResponse { outcome: None }) => {
+                self.router_down(key, "the router answered without a plan".into())
+            }
+            Err(e) => self.router_down(key, e),
+        }
+    }
+
+    fn router_down(&mut self, key: &str, why: String) {
+        let snapshot = self.snapshot();
+        let Some(call) = self.calls.get(key) else {
+            return;
+        };
+        tracing::warn!(call_id = %key, error = %why, "no plan from the router: trying the backup scheme");
+        match super::backup::backup_plan(&snapshot, &call.number) {
+            Some(plan) => {
+                let reason = format!("router unreachable: {why}");
+                self.start_plan(key, plan, Some(reason));
+            }
+            None => self.end_call(
+                key,
+                Ending::not_answered(
+                    503,
+                    &format!("router unreachable and no backup scheme: {why}"),
+                ),
+            ),
+        }
+    }
+
+    fn rejected(&mut self, key: &str, r: pb::Rejection) {
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        let kind = pb::RejectKind::try_from(r.kind).unwrap_or(pb::RejectKind::Unspecified);
+        tracing::info!(call_id = %key, ?kind, reason = %r.reason, "call rejected by the router");
+        let (code, disposition) = match kind {
+            pb::RejectKind::Blocked => {
+                call.emit(Kind::CallBlocked(pb::CallBlocked {
+                    reason: r.reason.clone(),
+                    blocklist: r.blocklist.clone(),
+                    entry: r.entry.clone(),
+                }));
+                (403, pb::CallDisposition::Blocked)
+            }
+            pb::RejectKind::NoForwardingScheme => {
+                call.emit(Kind::NoForwardingScheme(pb::NoForwardingScheme {
+                    number_name: r.number_name.clone(),
+                    schedule_state: r.schedule.as_ref().map_or(0, |s| s.state),
+                    detail: r.reason.clone(),
+                }));
+                (480, pb::CallDisposition::NoForwardingScheme)
+            }
+            pb::RejectKind::NotFound | pb::RejectKind::Unspecified => {
+                (404, pb::CallDisposition::NotAnswered)
+            }
+        };
+        self.end_call(
+            key,
+            Ending {
+                disposition,
+                ..Ending::not_answered(code, &r.reason)
+            },
+        );
+    }
+
+    /// CANCEL from the caller: the layer already answered 200 and 487.
+    pub(super) fn on_caller_cancel(&mut self, key: &str, terminated: bool) {
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        if !terminated || call.state == CallerState::Answered {
+            return;
+        }
+        let span = call.span.clone();
+        let _g = span.enter();
+        call.state = CallerState::Finished;
+        let phase = call.phase;
+        call.emit(Kind::CallerHungUp(pb::CallerHungUp {
+            phase: phase as i32,
+        }));
+        tracing::info!(call_id = %key, ?phase, "caller cancelled");
+        self.end_call(
+            key,
+            Ending {
+                party: pb::HangupParty::Client,
+                disposition: pb::CallDisposition::Abandoned,
+                sip_code: 487,
+                reason: "caller cancelled".into(),
+                cancel_cause: pb::LegCancelCause::CallerHungUp,
+            },
+        );
+    }
+
+    /// Ends a call: cancels ringing legs, hangs up answered sides (except the one that hung
+    /// up), answers a pending INVITE, tells the router and the reporter, frees the media.
+    pub(super) fn end_call(&mut self, key: &str, ending: Ending) {
+        let ringing: Vec<usize> = match self.calls.get(key) {
+            Some(c) => c.ringing_legs().collect(),
+            None => return,
+        };
+        for idx in ringing {
+            self.cancel_leg(key, idx, ending.cancel_cause);
+        }
+        self.leave_queue_on_end(key, &ending);
+        let Some(call) = self.calls.get(key) else {
+            return;
+        };
+        let state = call.state;
+        let answered = call.answered;
+        // The final response the caller got, for CallEnded (0 once answered: ended by BYE).
+        let mut sip_code = 0u32;
+        if matches!(state, CallerState::Routing | CallerState::Alerted) {
+            let code = if ending.sip_code >= 300 {
+                ending.sip_code
+            } else {
+                480
+            };
+            self.reply_caller(key, code, false);
+            sip_code = u32::from(code);
+        } else if state == CallerState::Finished {
+            sip_code = u32::from(ending.sip_code);
+        }
+        if state == CallerState::Answered && ending.party != pb::HangupParty::Client {
+            self.send_bye(key, Side::Caller);
+        }
+        if let Some(idx) = answered
+            && ending.party != pb::HangupParty::Agent
+        {
+            self.send_bye(key, Side::Leg(idx));
+        }
+        let Some(mut call) = self.calls.remove(key) else {
+            return;
+        };
+        let _g = call.span.clone().entered();
+        if let Some(idx) = answered
+            && let Some(leg) = call.legs.get_mut(idx)
+        {
+            leg.state = LegState::Ended;
+            if !leg.agent.is_empty() {
+                let ev = self.leg_event(&call.key, leg, pb::LegEventKind::Ended, 0, false);
+                self.router.report(Report::Leg(ev));
+            }
+        }
+        if call.reserved_any {
+            self.router
+                .report(Report::Release(pb::ReleaseAgentsRequest {
+                    call_id: call.key.clone(),
+                    agents: Vec::new(),
+                }));
+        }
+        call.emit(Kind::CallEnded(pb::CallEnded {
+            hangup_party: ending.party as i32,
+            disposition: ending.disposition as i32,
+            sip_code,
+            reason: ending.reason.clone(),
+        }));
+        tracing::info!(call_id = %call.key, duration = ?call.started.elapsed(), disposition = ?ending.disposition, party = ?ending.party, reason = %ending.reason, events = call.events.count(), "call ended");
+        call.relay = None;
+        self.ports.release(call.media.port);
+        for leg in &call.legs {
+            self.ports.release(leg.port);
+            if let Some(id) = &leg.dialog {
+                self.dialogs.remove(id);
+                self.dialog_owner.remove(id);
+            }
+            if matches!(leg.state, LegState::Cancelled) {
+                self.tx_role.insert(
+                    leg.tx,
+                    TxRole::Orphan {
+                        invite: Box::new(leg.invite.clone()),
+                        dest: leg.dest,
+                        contact: leg.contact.clone(),
+                    },
+                );
+            }
+        }
+        if let Some(id) = &call.caller_dialog {
+            self.dialogs.remove(id);
+            self.dialog_owner.remove(id);
+        }
+        self.health.metrics().active_calls.dec();
+    }
+
+    /// The caller's dialog, created when we answer.
+    pub(super) fn confirm_caller_dialog(&mut self, key: &str) {
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        match Dialog::uas(&call.invite, &call.local_tag, &call.contact) {
+            Ok(mut d) => {
+                d.confirm();
+                let id = d.id.clone();
+                call.caller_dialog = Some(id.clone());
+                self.dialog_owner.insert(id, (key.to_owned(), Side::Caller));
+                self.dialogs.insert(d);
+            }
+            Err(e) => tracing::warn!(call_id = %key, error = %e, "caller dialog not created"),
+        }
+    }
+}
+
+/// The caller's number: P-Asserted-Identity, else From; `None` when anonymous.
+fn caller_of(request: &Request) -> Option<String> {
+    let from_header = |name: &str| {
+        let value = sipmsg::header(&request.headers, name)?;
+        let uri = crate::sip::message::grammar::name_addr(&value).ok()?.uri;
+        sipmsg::uri_user(&uri).and_then(|u| sipmsg::normalise_number(&u))
+    };
+    from_header("P-Asserted-Identity").or_else(|| {
+        let from = request.from_header().ok()?.value().to_string();
+        let uri = crate::sip::message::grammar::name_addr(&from).ok()?.uri;
+        sipmsg::uri_user(&uri).and_then(|u| sipmsg::normalise_number(&u))
+    })
+}

@@ -1,0 +1,158 @@
+//! Call events: what the node tells the reporter about every call, one [`CallEvent`] per
+//! thing that happened.
+//!
+//! The node only ever hands events to an [`EventSink`]; durability (spooling to disk,
+//! resending until the reporter acknowledges) is the sink's job, so that the call path never
+//! waits on the reporter or the disk.
+
+use std::sync::Arc;
+
+use dialtone_proto::v1::{CallEvent, call_event};
+use tokio::sync::mpsc;
+
+/// Where call events go. `emit` must not block: it is called from the node's actor.
+pub trait EventSink: Send + Sync + 'static {
+    /// Takes one event. Implementations queue it (memory channel, durable spool…).
+    fn emit(&self, event: CallEvent);
+}
+
+/// A sink that forwards events into an unbounded channel: for tests, and for wiring the
+/// node to an in-process consumer.
+#[derive(Debug, Clone)]
+pub struct ChannelSink {
+    tx: mpsc::UnboundedSender<CallEvent>,
+}
+
+impl ChannelSink {
+    /// A sink and the receiving end of its channel.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<CallEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ChannelSink { tx }, rx)
+    }
+}
+
+impl EventSink for ChannelSink {
+    fn emit(&self, event: CallEvent) {
+        if self.tx.send(event).is_err() {
+            tracing::debug!("call event dropped: the channel sink's receiver is gone");
+        }
+    }
+}
+
+/// A sink that only logs (debug level): for a node run without a reporter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogSink;
+
+impl EventSink for LogSink {
+    fn emit(&self, event: CallEvent) {
+        tracing::debug!(call_id = %event.call_id, sequence = event.sequence, kind = ?event.kind, "call event");
+    }
+}
+
+/// The event stream of one call: ids `{call_id}-{sequence}`, sequence from 1 without gaps,
+/// one trace id for the whole call.
+pub(super) struct CallEvents {
+    call_id: String,
+    node_id: String,
+    trace_id: String,
+    sequence: u64,
+    sink: Arc<dyn EventSink>,
+}
+
+impl CallEvents {
+    pub(super) fn new(call_id: &str, node_id: &str, sink: Arc<dyn EventSink>) -> Self {
+        CallEvents {
+            call_id: call_id.to_owned(),
+            node_id: node_id.to_owned(),
+            trace_id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            sequence: 0,
+            sink,
+        }
+    }
+
+    /// Emits one event stamped now.
+    pub(super) fn emit(&mut self, kind: call_event::Kind) {
+        self.sequence += 1;
+        let event = CallEvent {
+            event_id: format!("{}-{}", self.call_id, self.sequence),
+            call_id: self.call_id.clone(),
+            node_id: self.node_id.clone(),
+            sequence: self.sequence,
+            at: Some(now_ts()),
+            trace_id: self.trace_id.clone(),
+            kind: Some(kind),
+        };
+        self.sink.emit(event);
+    }
+
+    /// How many events were emitted.
+    pub(super) fn count(&self) -> u64 {
+        self.sequence
+    }
+}
+
+/// Now as a protobuf timestamp.
+pub(super) fn now_ts() -> prost_types::Timestamp {
+    let now = jiff::Timestamp::now();
+    prost_types::Timestamp {
+        seconds: now.as_second(),
+        nanos: now.subsec_nanosecond(),
+    }
+}
+
+/// A protobuf duration.
+pub(super) fn duration(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A protobuf duration as a std one (negative or absent: zero).
+pub(super) fn from_duration(d: Option<&prost_types::Duration>) -> Option<std::time::Duration> {
+    let d = d?;
+    let secs = u64::try_from(d.seconds).ok()?;
+    let nanos = u32::try_from(d.nanos).unwrap_or(0);
+    Some(std::time::Duration::new(secs, nanos))
+}
+
+/// The durable sink: every event is appended to the node's [`Spool`](crate::spool::Spool)
+/// (written and synced before `emit` returns), then the sender
+/// ([`crate::spool::deliver`]) is woken to stream it to the reporter. Events survive a
+/// reporter outage and a restart of the node.
+#[derive(Debug, Clone)]
+pub struct SpoolSink {
+    spool: Arc<std::sync::Mutex<crate::spool::Spool>>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl SpoolSink {
+    /// A sink over a spool shared with its sender task.
+    pub fn new(
+        spool: Arc<std::sync::Mutex<crate::spool::Spool>>,
+        notify: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        SpoolSink { spool, notify }
+    }
+}
+
+impl EventSink for SpoolSink {
+    fn emit(&self, event: CallEvent) {
+        // The lock is held for one append (no await inside); a poisoned lock still holds a
+        // consistent spool (appends are all-or-nothing on disk).
+        let result = self
+            .spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .append(&event);
+        match result {
+            Ok(()) => self.notify.notify_one(),
+            Err(e) => tracing::error!(
+                call_id = %event.call_id,
+                event_id = %event.event_id,
+                error = %e,
+                "call event NOT spooled: it will not reach the reporter"
+            ),
+        }
+    }
+}
