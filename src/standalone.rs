@@ -40,6 +40,8 @@ pub struct Settings {
     pub grpc: SocketAddr,
     /// HTTP listen address (`/metrics`, `/healthz`, `/readyz`; the dashboard).
     pub http: SocketAddr,
+    /// SIP listen address (UDP and TCP); no media node when absent.
+    pub sip: Option<SocketAddr>,
 }
 
 /// Standalone mode could not start.
@@ -75,6 +77,12 @@ pub enum StartError {
     /// The CRM client could not be built.
     #[error("owner lookup client: {0}")]
     Owner(#[from] dialtone_router::owner::OwnerLookupError),
+    /// The media node could not start (SIP port taken, bad RTP range, …).
+    #[error("media node: {0}")]
+    MediaNode(#[from] dialtone_media_node::node::NodeError),
+    /// The event spool could not be opened.
+    #[error("event spool: {0}")]
+    Spool(#[from] dialtone_media_node::spool::SpoolError),
 }
 
 /// A running standalone Dialtone.
@@ -83,6 +91,10 @@ pub struct Running {
     pub grpc: SocketAddr,
     /// Where HTTP listens.
     pub http: SocketAddr,
+    /// Where SIP listens (UDP), when a media node runs.
+    pub sip_udp: Vec<SocketAddr>,
+    /// Where SIP listens (TCP), when a media node runs.
+    pub sip_tcp: Vec<SocketAddr>,
     /// The supervisor's token file.
     pub token_file: PathBuf,
     /// The configuration in use (swapped on reload).
@@ -220,10 +232,19 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
             grpc_shutdown.fire();
         }
     }));
+    let metrics = Metrics::new();
+    let (sip_udp, sip_tcp) = match settings.sip {
+        Some(sip) => {
+            start_media_node(
+                settings, sip, grpc_addr, &config_rx, &metrics, &shutdown, &mut tasks,
+            )
+            .await?
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let readiness = Readiness::new();
     readiness.set_ready();
     let http_shutdown = shutdown.clone();
-    let metrics = Metrics::new();
     tasks.push(tokio::spawn(async move {
         let app = telemetry::ops_router(metrics, readiness);
         if let Err(e) = axum::serve(http, app)
@@ -236,6 +257,8 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     Ok(Running {
         grpc: grpc_addr,
         http: http_addr,
+        sip_udp,
+        sip_tcp,
         token_file,
         config: config_rx,
         router,
@@ -243,4 +266,71 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
         shutdown,
         tasks,
     })
+}
+
+/// The media node of standalone mode: SIP on `sip`, the router and the reporter reached over
+/// this process's own gRPC port (the same paths as in a cluster), events through a durable
+/// spool under the data folder.
+async fn start_media_node(
+    settings: &Settings,
+    sip: SocketAddr,
+    grpc: SocketAddr,
+    config: &watch::Receiver<Arc<Snapshot>>,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), StartError> {
+    use dialtone_media_node::node::{self, Health, MediaNode, NodeConfig, SpoolSink};
+    use dialtone_media_node::spool::{self, Spool};
+
+    let url = format!("http://{grpc}");
+    let mut cfg = NodeConfig::new(format!("node-{}", std::process::id()), url.clone());
+    cfg.udp = vec![sip];
+    cfg.tcp = vec![sip];
+    {
+        let snap = config.borrow();
+        let media = &snap.call_center.spec.media_nodes;
+        if let Some((lo, hi)) = media.rtp.port_range.split_once('-')
+            && let (Ok(lo), Ok(hi)) = (lo.parse(), hi.parse())
+        {
+            cfg.rtp_ports = (lo, hi);
+        }
+        cfg.drain_timeout =
+            Duration::from_secs(u64::try_from(media.drain_timeout_seconds).unwrap_or(0));
+    }
+    let mut secret = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut secret))
+        .map_err(|source| StartError::Data {
+            path: PathBuf::from("/dev/urandom"),
+            source,
+        })?;
+    cfg.registrar.nonce_secret = secret.to_vec();
+    let spool = Arc::new(std::sync::Mutex::new(Spool::open(
+        settings.data.join("spool"),
+    )?));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    tasks.push(tokio::spawn(spool::deliver(
+        spool.clone(),
+        url.clone(),
+        notify.clone(),
+        shutdown.receiver(),
+    )));
+    let health = metrics.with_registry(Health::new);
+    let started = MediaNode::start(
+        cfg,
+        config.clone(),
+        node::connect_router(&url)?,
+        Arc::new(SpoolSink::new(spool, notify)),
+        health,
+        shutdown.receiver(),
+    )
+    .await?;
+    let addrs = (started.udp_addrs(), started.tcp_addrs());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = started.join().await {
+            tracing::error!(error = %e, "media node stopped");
+        }
+    }));
+    Ok(addrs)
 }

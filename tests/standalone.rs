@@ -26,6 +26,7 @@ async fn agent_state_changes_reach_the_reporter_and_the_live_board() {
         database_url: None,
         grpc: any_port(),
         http: any_port(),
+        sip: Some(any_port()),
     };
     let shutdown = Shutdown::new();
     let running = standalone::start(&settings, shutdown.clone())

@@ -1,5 +1,9 @@
 //! The `dialtone` command line: flags (each also an environment variable) and subcommands.
 
+mod handle;
+mod operator;
+mod output;
+mod report;
 mod reporter;
 mod route;
 mod router;
@@ -35,8 +39,15 @@ pub enum Command {
     Route(route::RouteArgs),
     /// Run the router (routing, presence, queues) on its own.
     Router(router::RouterArgs),
+    /// Run the Kubernetes operator (validates the resources, reconciles them into workloads).
+    Operator(operator::OperatorArgs),
     /// Run the reporter (call records, reports) on its own.
     Reporter(reporter::ReporterArgs),
+    /// Reports from a running Dialtone (over gRPC) as a table, JSON or CSV.
+    Report(report::ReportArgs),
+    /// Process an unprocessed group manually: the client needs no callback (spam, wrong
+    /// number, resolved elsewhere, duplicate, or other with a note).
+    Handle(handle::HandleArgs),
     /// Standalone mode: the whole platform in one process, on the manifests of a folder.
     Up(up::UpArgs),
     /// Print the CustomResourceDefinitions, or check or write the `crds/` folder.
@@ -58,6 +69,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Route(args) => route::run(args).await,
         Command::Router(args) => router::run(args).await,
         Command::Reporter(args) => reporter::run(args).await,
+        Command::Operator(args) => operator::run(args).await,
+        Command::Report(args) => report::run(args).await,
+        Command::Handle(args) => handle::run(args).await,
         Command::Up(args) => up::run(args).await,
     }
 }

@@ -42,6 +42,8 @@ pub enum Kind {
     Seconds,
     /// A boolean: `yes` or nothing.
     Flag,
+    /// An RFC 3339 instant, shown to the second.
+    Time,
 }
 
 /// A column: its key in the rows, its title in a table, how it reads there.
@@ -90,6 +92,11 @@ impl Column {
     /// A boolean.
     pub const fn flag(key: &'static str) -> Self {
         Column::new(key, Kind::Flag)
+    }
+
+    /// An RFC 3339 instant.
+    pub const fn time(key: &'static str) -> Self {
+        Column::new(key, Kind::Time)
     }
 
     /// A shorter header for the table.
@@ -208,6 +215,17 @@ pub fn human_seconds(secs: f64) -> String {
     }
 }
 
+/// An RFC 3339 instant without its fraction of a second (`…T15:58:47.508Z` → `…T15:58:47Z`).
+pub fn whole_seconds(rfc3339: &str) -> String {
+    match rfc3339.split_once('.') {
+        Some((head, tail)) => {
+            let rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+            format!("{head}{rest}")
+        }
+        None => rfc3339.to_owned(),
+    }
+}
+
 fn cell(kind: Kind, value: &Value) -> String {
     match (kind, value) {
         (_, Value::Null) => String::new(),
@@ -217,6 +235,7 @@ fn cell(kind: Kind, value: &Value) -> String {
             .unwrap_or_default(),
         (Kind::Seconds, Value::Number(n)) => n.as_f64().map(human_seconds).unwrap_or_default(),
         (Kind::Flag, Value::Bool(b)) => if *b { "yes" } else { "" }.to_owned(),
+        (Kind::Time, Value::String(t)) => whole_seconds(t),
         _ => plain(value, ", "),
     }
 }
@@ -326,11 +345,11 @@ mod tests {
         let out = render(Format::Table, &COLUMNS, &rows(), &total);
         assert_eq!(
             out,
-            "name             n  share\n\
-             anna            12  25.0%\n\
-             say \"hi\", bo     3   0.0%\n\
-             ------------------------\n\
-             total           15  20.0%\n"
+            "name           n  share\n\
+             anna          12  25.0%\n\
+             say \"hi\", bo   3   0.0%\n\
+             -----------------------\n\
+             total         15  20.0%\n"
         );
     }
 
@@ -341,5 +360,21 @@ mod tests {
         assert_eq!(human_seconds(65.0), "1m 05s");
         assert_eq!(human_seconds(7_800.0), "2h 10m");
         assert_eq!(human_seconds(100_000.0), "1d 3h");
+    }
+
+    #[test]
+    fn times_show_whole_seconds() {
+        assert_eq!(
+            whole_seconds("2026-11-23T15:58:47.508598991Z"),
+            "2026-11-23T15:58:47Z"
+        );
+        assert_eq!(
+            whole_seconds("2026-11-23T15:58:47.5+02:00"),
+            "2026-11-23T15:58:47+02:00"
+        );
+        assert_eq!(
+            whole_seconds("2026-11-23T15:58:47Z"),
+            "2026-11-23T15:58:47Z"
+        );
     }
 }

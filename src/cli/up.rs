@@ -20,6 +20,9 @@ pub struct UpArgs {
     /// PostgreSQL URL for call records instead of SQLite under --data.
     #[arg(long, env = "DIALTONE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// SIP address (UDP and TCP) of the media node.
+    #[arg(long, env = "DIALTONE_SIP_ADDR", default_value = "0.0.0.0:5060")]
+    pub sip: SocketAddr,
     /// gRPC address (routing, ingestion, reports; health and reflection).
     #[arg(long, env = "DIALTONE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc: SocketAddr,
@@ -49,6 +52,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database_url.clone(),
         grpc: args.grpc,
         http: args.http,
+        sip: Some(args.sip),
     };
     let running = match standalone::start(&settings, shutdown.clone()).await {
         Ok(r) => r,
@@ -71,6 +75,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("dialtone is up");
     println!("  manifests  {} (re-read on change)", args.config.display());
     println!("  data       {}", args.data.display());
+    for a in &running.sip_udp {
+        println!("  SIP/UDP    {a}");
+    }
+    for a in &running.sip_tcp {
+        println!("  SIP/TCP    {a}");
+    }
     println!("  gRPC       {}", running.grpc);
     println!("  HTTP       http://{}", running.http);
     println!("  token      {}", running.token_file.display());

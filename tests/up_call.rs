@@ -1,0 +1,204 @@
+//! A real SIP call through standalone mode, end to end: SIPp as the carrier → the media node →
+//! the router's plan → two SIPp agents rung at once, one answers → events through the spool →
+//! the reporter's store → the `calls` and `agents` reports over gRPC.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dialtone::shutdown::Shutdown;
+use dialtone::standalone::{self, Settings};
+use dialtone_proto::v1 as pb;
+use dialtone_proto::v1::reports_client::ReportsClient;
+use dialtone_proto::v1::router_client::RouterClient;
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn ensure_sipp() {
+    if Command::new("sipp").arg("-v").output().is_ok() {
+        return;
+    }
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            "apt-get update -qq && apt-get install -y -qq sip-tester",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "SIPp is missing and could not be installed: apt-get install sip-tester (as root)"
+    );
+}
+
+struct Sipp {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+fn sipp(scenario: &str, extra: &[String]) -> Sipp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let media = free_port();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("media-node/tests/sipp")
+        .join(scenario);
+    let child = Command::new("sipp")
+        .current_dir(dir.path())
+        .arg("-sf")
+        .arg(scenario)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &media.to_string(),
+        ])
+        .args([
+            "-m",
+            "1",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp starts");
+    Sipp {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+impl Sipp {
+    async fn ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while UdpSocket::bind(("127.0.0.1", self.port)).is_ok() {
+            assert!(tokio::time::Instant::now() < deadline, "SIPp did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn success(mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_standalone_mode_reaches_the_reports() {
+    ensure_sipp();
+    let data = tempfile::tempdir().expect("tempdir");
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let settings = Settings {
+        config: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e"),
+        data: data.path().to_owned(),
+        database_url: None,
+        grpc: any,
+        http: any,
+        sip: Some(any),
+    };
+    let shutdown = Shutdown::new();
+    let running = standalone::start(&settings, shutdown.clone())
+        .await
+        .expect("standalone starts");
+    let sip = running.sip_udp[0];
+    let url = format!("http://{}", running.grpc);
+
+    let mut anna = sipp("agent_answer.xml", &[]);
+    let mut bohdan = sipp("agent_ring.xml", &[]);
+    anna.ready().await;
+    bohdan.ready().await;
+    let mut router = RouterClient::connect(url.clone()).await.expect("router");
+    for (agent, port) in [("anna", anna.port), ("bohdan", bohdan.port)] {
+        router
+            .register_contact(pb::RegisterContactRequest {
+                agent: agent.into(),
+                uri: format!("sip:{agent}@127.0.0.1:{port}"),
+                expires: Some(prost_types::Duration {
+                    seconds: 600,
+                    nanos: 0,
+                }),
+                node_id: "sipp".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("register");
+    }
+    let carrier = sipp(
+        "carrier_call.xml",
+        &["-s".into(), "+380441230000".into(), sip.to_string()],
+    );
+    let (c, a, b) = tokio::join!(carrier.success(), anna.success(), bohdan.success());
+    assert!(c, "the carrier's call succeeded (INVITE → 200 → ACK → BYE)");
+    assert!(a, "anna answered");
+    assert!(b, "bohdan rang and got CANCEL");
+
+    // The call reaches the reporter through the spool and the Ingest service.
+    let mut reports = ReportsClient::connect(url).await.expect("reports");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let calls = reports
+            .calls(pb::CallsRequest::default())
+            .await
+            .expect("calls report")
+            .into_inner();
+        if let Some(row) = calls.calls.into_iter().find(|r| r.status == "answered") {
+            break row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the answered call never reached the reports"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row.caller, "+380501234567");
+    assert_eq!(row.number, "+380441230000");
+    let agents = reports
+        .agents(pb::AgentsRequest::default())
+        .await
+        .expect("agents report")
+        .into_inner();
+    let anna_row = agents
+        .agents
+        .iter()
+        .find(|r| r.agent == "anna")
+        .expect("anna's row");
+    assert_eq!(
+        (anna_row.offered, anna_row.answered, anna_row.missed),
+        (1, 1, 0)
+    );
+    // Bohdan rang, but a colleague answered: offered, not missed.
+    let bohdan_row = agents
+        .agents
+        .iter()
+        .find(|r| r.agent == "bohdan")
+        .expect("bohdan's row");
+    assert_eq!((bohdan_row.offered, bohdan_row.missed), (1, 0));
+
+    shutdown.fire();
+    running.join().await;
+}
