@@ -1,6 +1,7 @@
 //! The `dialtone` command line: flags (each also an environment variable) and subcommands.
 
 mod handle;
+mod media_node;
 mod operator;
 mod output;
 mod report;
@@ -39,6 +40,8 @@ pub enum Command {
     Route(route::RouteArgs),
     /// Run the router (routing, presence, queues) on its own.
     Router(router::RouterArgs),
+    /// Run a media node (SIP B2BUA, RTP relay) on its own.
+    MediaNode(media_node::MediaNodeArgs),
     /// Run the Kubernetes operator (validates the resources, reconciles them into workloads).
     Operator(operator::OperatorArgs),
     /// Run the reporter (call records, reports) on its own.
@@ -70,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Router(args) => router::run(args).await,
         Command::Reporter(args) => reporter::run(args).await,
         Command::Operator(args) => operator::run(args).await,
+        Command::MediaNode(args) => media_node::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Handle(args) => handle::run(args).await,
         Command::Up(args) => up::run(args).await,

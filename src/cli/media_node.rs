@@ -1,0 +1,158 @@
+//! `dialtone media-node`: the SIP B2BUA and RTP relay on its own (in a cluster).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_media_node::node::{self, Health, MediaNode, NodeConfig, SpoolSink};
+use dialtone_media_node::spool::{self, Spool};
+use tokio::sync::watch;
+
+use crate::config_watch::{self, ReloadStatus};
+use crate::shutdown::Shutdown;
+use crate::telemetry::{self, LogFormat, TelemetryConfig};
+
+/// Flags of `dialtone media-node` (the operator sets them through the environment).
+#[derive(Debug, clap::Args)]
+pub struct MediaNodeArgs {
+    /// The configuration snapshot folder.
+    #[arg(long, env = "DIALTONE_CONFIG", default_value = "examples/demo")]
+    pub config: PathBuf,
+    /// SIP address (UDP and TCP).
+    #[arg(long, env = "DIALTONE_SIP_ADDR", default_value = "0.0.0.0:5060")]
+    pub sip: SocketAddr,
+    /// The address put in Contact, Via and SDP (the pod or node IP).
+    #[arg(long, env = "DIALTONE_ADVERTISE_ADDR")]
+    pub advertise: Option<IpAddr>,
+    /// RTP ports, `low-high`.
+    #[arg(long, env = "DIALTONE_RTP_PORTS", default_value = "20000-30000")]
+    pub rtp_ports: String,
+    /// The router.
+    #[arg(
+        long,
+        env = "DIALTONE_ROUTER_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub router: String,
+    /// The reporter's ingestion endpoint.
+    #[arg(
+        long,
+        env = "DIALTONE_REPORTER_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub reporter: String,
+    /// Where undelivered call events wait (survives restarts).
+    #[arg(long, env = "DIALTONE_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// Seconds a draining node waits for its calls.
+    #[arg(long, env = "DIALTONE_DRAIN_TIMEOUT_SECONDS", default_value_t = 3600)]
+    pub drain_timeout: u64,
+    /// Shared secret for digest nonces, so any node verifies another's (hex or text).
+    #[arg(long, env = "DIALTONE_NONCE_SECRET")]
+    pub nonce_secret: Option<String>,
+    /// Ops address (`/metrics`, `/healthz`, `/readyz`).
+    #[arg(long, env = "DIALTONE_OPS_ADDR", default_value = "0.0.0.0:9090")]
+    pub ops: SocketAddr,
+    /// Log level; `RUST_LOG` overrides it.
+    #[arg(long, env = "DIALTONE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format: auto, json or text.
+    #[arg(long, env = "DIALTONE_LOG_FORMAT", default_value = "auto")]
+    pub log_format: LogFormat,
+}
+
+/// Runs the node until SIGTERM, then drains: new INVITEs get 503, active calls finish.
+pub async fn run(args: MediaNodeArgs) -> anyhow::Result<ExitCode> {
+    let guard = telemetry::init(&TelemetryConfig {
+        service_name: "dialtone-media-node".into(),
+        log_level: args.log_level.clone(),
+        log_format: args.log_format,
+    })?;
+    let Some((lo, hi)) = args
+        .rtp_ports
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+    else {
+        eprintln!("dialtone media-node: --rtp-ports must be low-high, e.g. 20000-30000");
+        return Ok(ExitCode::from(2));
+    };
+    let since = config_watch::fingerprint(&args.config);
+    let snapshot = match config_watch::load_dir(&args.config) {
+        Ok(s) => s,
+        Err(failure) => {
+            for p in &failure.problems {
+                eprintln!("{p}");
+            }
+            eprintln!("dialtone media-node: {} has errors", args.config.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let shutdown = Shutdown::new();
+    shutdown.fire_on_signals();
+    let (config_tx, config_rx) = watch::channel(snapshot);
+    let (status_tx, _status) = watch::channel(ReloadStatus::default());
+    tokio::spawn(config_watch::watch_dir(
+        args.config.clone(),
+        since,
+        Duration::from_secs(1),
+        config_tx,
+        status_tx,
+        shutdown.receiver(),
+    ));
+    let mut cfg = NodeConfig::new(
+        std::env::var("DIALTONE_POD_NAME")
+            .unwrap_or_else(|_| format!("node-{}", std::process::id())),
+        args.router.clone(),
+    );
+    cfg.udp = vec![args.sip];
+    cfg.tcp = vec![args.sip];
+    cfg.advertised_ip = args.advertise;
+    cfg.rtp_ports = (lo, hi);
+    cfg.drain_timeout = Duration::from_secs(args.drain_timeout);
+    if let Some(secret) = &args.nonce_secret {
+        cfg.registrar.nonce_secret = secret.as_bytes().to_vec();
+    } else {
+        tracing::warn!("no DIALTONE_NONCE_SECRET: digest nonces verify on this node only");
+    }
+    std::fs::create_dir_all(&args.data)?;
+    let spool = Arc::new(std::sync::Mutex::new(Spool::open(args.data.join("spool"))?));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let deliver = tokio::spawn(spool::deliver(
+        spool.clone(),
+        args.reporter.clone(),
+        notify.clone(),
+        shutdown.receiver(),
+    ));
+    let health = Health::standalone();
+    let ops = tokio::net::TcpListener::bind(args.ops).await?;
+    let routes = health.routes();
+    let ops_shutdown = shutdown.clone();
+    let ops_task = tokio::spawn(async move {
+        axum::serve(ops, routes)
+            .with_graceful_shutdown(async move { ops_shutdown.fired().await })
+            .await
+    });
+    let node = MediaNode::start(
+        cfg,
+        config_rx,
+        node::connect_router(&args.router)?,
+        Arc::new(SpoolSink::new(spool, notify)),
+        health,
+        shutdown.receiver(),
+    )
+    .await?;
+    eprintln!(
+        "dialtone media-node: SIP on {:?} (UDP) and {:?} (TCP)",
+        node.udp_addrs(),
+        node.tcp_addrs()
+    );
+    let result = node.join().await;
+    shutdown.fire();
+    let _ = ops_task.await;
+    let _ = deliver.await;
+    guard.shutdown_async().await?;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
