@@ -10,6 +10,10 @@ use dialtone_router::owner::HttpOwnerSource;
 use dialtone_router::service::{RouterCore, RouterService, SystemClock};
 use tokio::sync::watch;
 
+use dialtone_proto::v1 as pb;
+use dialtone_proto::v1::ingest_client::IngestClient;
+
+use crate::agent_events;
 use crate::config_watch::{self, ReloadStatus};
 use crate::grpc_server::{self, Services};
 use crate::shutdown::Shutdown;
@@ -27,6 +31,10 @@ pub struct RouterArgs {
     /// Ops listen address: `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "DIALTONE_OPS_ADDR", default_value = "127.0.0.1:9090")]
     pub ops: SocketAddr,
+    /// The reporter's ingestion endpoint: every agent state change is sent there (reports count
+    /// agents available per hour from them). Left out: not sent.
+    #[arg(long, env = "DIALTONE_REPORTER_URL")]
+    pub reporter: Option<String>,
     /// Where agents' choices, registrations and client owners are kept across restarts.
     #[arg(long, env = "DIALTONE_DATA", default_value = "./data")]
     pub data: PathBuf,
@@ -71,11 +79,40 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
         status_tx,
         shutdown.receiver(),
     ));
+    let state_changes = match &args.reporter {
+        Some(url) => {
+            let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect_lazy();
+            let client = IngestClient::new(channel);
+            let deliver: agent_events::Deliver = Box::new(move |batch| {
+                let mut client = client.clone();
+                Box::pin(async move {
+                    client
+                        .publish_batch(pb::IngestBatch { events: batch })
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            });
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(agent_events::forward(
+                rx,
+                std::env::var("DIALTONE_POD_NAME")
+                    .unwrap_or_else(|_| format!("router-{}", std::process::id())),
+                deliver,
+                shutdown.receiver(),
+            ));
+            Some(tx)
+        }
+        None => {
+            tracing::warn!("no --reporter: agent state changes are not recorded for reports");
+            None
+        }
+    };
     let core = RouterCore::with_state_file(
         config_rx,
         Arc::new(SystemClock),
         Arc::new(HttpOwnerSource::new()?),
-        None,
+        state_changes,
         args.data.join("router-state.json"),
     );
     tokio::spawn(core.clone().run_timers(shutdown.receiver()));
