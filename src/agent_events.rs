@@ -49,6 +49,13 @@ pub fn to_event(change: &StateChange, source: &str, sequence: u64) -> pb::Ingest
     }
 }
 
+/// A source name unique to this router process: its name plus its start instant, so event ids
+/// (`source-sequence`) never repeat across restarts — a repeated id would be taken for a
+/// duplicate and dropped.
+pub fn source_name(name: &str) -> String {
+    format!("{name}-{}", jiff::Timestamp::now().as_nanosecond())
+}
+
 /// Forwards changes until `shutdown`, then tries once more to deliver what is left.
 pub async fn forward(
     mut changes: mpsc::UnboundedReceiver<StateChange>,

@@ -208,7 +208,7 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     });
     tasks.push(tokio::spawn(agent_events::forward(
         state_rx,
-        format!("router-{}", std::process::id()),
+        agent_events::source_name("router"),
         deliver,
         shutdown.receiver(),
     )));

@@ -96,8 +96,9 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             tokio::spawn(agent_events::forward(
                 rx,
-                std::env::var("DIALTONE_POD_NAME")
-                    .unwrap_or_else(|_| format!("router-{}", std::process::id())),
+                agent_events::source_name(
+                    &std::env::var("DIALTONE_POD_NAME").unwrap_or_else(|_| "router".to_owned()),
+                ),
                 deliver,
                 shutdown.receiver(),
             ));
