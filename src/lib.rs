@@ -7,6 +7,7 @@ pub mod agent_events;
 pub mod cli;
 pub mod config_watch;
 pub mod crds;
+pub mod demo;
 pub mod grpc_server;
 pub mod live;
 pub mod manifest_dir;

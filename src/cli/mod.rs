@@ -53,6 +53,13 @@ pub enum Command {
     Handle(handle::HandleArgs),
     /// Standalone mode: the whole platform in one process, on the manifests of a folder.
     Up(up::UpArgs),
+    /// Standalone mode on the demo manifests, driven by simulated carriers and agents over
+    /// real SIP, then the missed-calls report, the to-do list and the agents table.
+    Demo {
+        /// The demo manifests.
+        #[arg(long, env = "DIALTONE_DEMO_CONFIG", default_value = "examples/demo")]
+        config: PathBuf,
+    },
     /// Print the CustomResourceDefinitions, or check or write the `crds/` folder.
     Crds {
         /// Compare the generated CRDs with this folder; exit 1 on any difference.
@@ -77,6 +84,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args).await,
         Command::Handle(args) => handle::run(args).await,
         Command::Up(args) => up::run(args).await,
+        Command::Demo { config } => {
+            crate::demo::run(&config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
