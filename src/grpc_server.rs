@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use dialtone_proto::FILE_DESCRIPTOR_SET;
 use dialtone_proto::v1::ingest_server::IngestServer;
+use dialtone_reporter::auth::Auth;
 use dialtone_reporter::ingest::IngestService;
 use dialtone_reporter::reports_service::ReportsService;
 use dialtone_router::service::RouterService;
@@ -23,8 +24,11 @@ pub struct Services {
     pub router: Option<RouterService>,
     /// `dialtone.v1.Ingest`.
     pub ingest: Option<IngestServer<IngestService>>,
-    /// `dialtone.v1.Reports`.
+    /// `dialtone.v1.Reports`, behind the credential check when `auth` is set.
     pub reports: Option<ReportsService>,
+    /// Client-facing services (Reports) require a bearer token with a role; `None` leaves them
+    /// open (for components reached only by their own peers).
+    pub auth: Option<Auth>,
 }
 
 /// Starting or running the server failed.
@@ -77,7 +81,17 @@ pub async fn serve(
         .add_service(reflection)
         .add_optional_service(services.router.map(RouterService::into_server))
         .add_optional_service(services.ingest)
-        .add_optional_service(services.reports.map(ReportsService::into_server))
+        .add_optional_service(match &services.auth {
+            Some(_) => None,
+            None => services.reports.clone().map(ReportsService::into_server),
+        })
+        .add_optional_service(match &services.auth {
+            Some(auth) => services
+                .reports
+                .clone()
+                .map(|r| auth.grpc_guard(r.into_server())),
+            None => None,
+        })
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move { graceful.fired().await },

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_model::Snapshot;
+use dialtone_reporter::auth::{Auth, AuthConfig, TokenStore};
+use dialtone_reporter::dashboard::{self, DashboardState};
 use dialtone_reporter::ingest::Ingestor;
 use dialtone_reporter::reports_service::ReportsService;
 use dialtone_reporter::retention;
@@ -77,6 +79,12 @@ pub enum StartError {
     /// The CRM client could not be built.
     #[error("owner lookup client: {0}")]
     Owner(#[from] dialtone_router::owner::OwnerLookupError),
+    /// The dashboard's tokens could not be read.
+    #[error("credentials: {0}")]
+    Tokens(#[from] dialtone_reporter::auth::TokenError),
+    /// The webhook client could not be built.
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] reqwest::Error),
     /// The media node could not start (SIP port taken, bad RTP range, …).
     #[error("media node: {0}")]
     MediaNode(#[from] dialtone_media_node::node::NodeError),
@@ -152,6 +160,10 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     };
     std::fs::create_dir_all(&settings.data).map_err(data_err)?;
     let token_file = ensure_supervisor_token(&settings.data).map_err(data_err)?;
+    let auth = Auth::new(
+        TokenStore::standalone(&settings.data)?,
+        AuthConfig::default(),
+    );
 
     let (config_tx, config_rx) = watch::channel(snapshot);
     let (status_tx, _status_rx) = watch::channel(ReloadStatus::default());
@@ -220,10 +232,16 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     let http = bind(settings.http).await?;
     let grpc_addr = grpc.local_addr().map_err(data_err)?;
     let http_addr = http.local_addr().map_err(data_err)?;
+    let dashboard = dashboard::router(DashboardState::new(
+        reports.clone(),
+        config_rx.clone(),
+        auth.clone(),
+    ));
     let services = Services {
         router: Some(router_service),
         ingest: Some(ingestor.service()),
         reports: Some(reports),
+        auth: Some(auth),
     };
     let grpc_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
@@ -233,6 +251,17 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
         }
     }));
     let metrics = Metrics::new();
+    // Webhooks to CRMs: a durable outbox, delivered without ever blocking ingestion.
+    let dispatcher = dialtone_reporter::webhooks::Dispatcher::with_options(
+        store.clone(),
+        config_rx.clone(),
+        dialtone_reporter::webhooks::Options::default(),
+    );
+    metrics.with_registry(|r| dispatcher.metrics().register(r));
+    tasks.push(tokio::spawn(dispatcher.run(
+        dialtone_reporter::webhooks::http_client()?,
+        shutdown.receiver(),
+    )));
     let (sip_udp, sip_tcp) = match settings.sip {
         Some(sip) => {
             start_media_node(
@@ -246,10 +275,13 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     readiness.set_ready();
     let http_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        let app = telemetry::ops_router(metrics, readiness);
-        if let Err(e) = axum::serve(http, app)
-            .with_graceful_shutdown(async move { http_shutdown.fired().await })
-            .await
+        let app = telemetry::ops_router(metrics, readiness).merge(dashboard);
+        if let Err(e) = axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { http_shutdown.fired().await })
+        .await
         {
             tracing::error!(error = %e, "HTTP server stopped");
         }

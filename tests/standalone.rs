@@ -11,7 +11,10 @@ use dialtone::shutdown::Shutdown;
 use dialtone::standalone::{self, Settings};
 use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::reports_client::ReportsClient;
+
+mod support;
 use dialtone_proto::v1::router_client::RouterClient;
+use support::reports_client;
 
 fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -80,7 +83,7 @@ async fn agent_state_changes_reach_the_reporter_and_the_live_board() {
     }
 
     // The reporter's live board is the router's.
-    let mut reports = ReportsClient::connect(url).await.expect("reports");
+    let mut reports = reports_client(&url, data.path()).await;
     let board = reports
         .live(pb::LiveRequest::default())
         .await
@@ -92,6 +95,13 @@ async fn agent_state_changes_reach_the_reporter_and_the_live_board() {
         .find(|a| a.agent == "anna")
         .expect("anna");
     assert_eq!(anna.state, pb::AgentState::Dnd as i32);
+    // Without the credential, the client-facing API answers the same whatever is wrong.
+    let mut anonymous = ReportsClient::connect(url.clone()).await.expect("connect");
+    let refused = anonymous
+        .live(pb::LiveRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 
     shutdown.fire();
     running.join().await;

@@ -10,8 +10,10 @@ use std::time::Duration;
 use dialtone::shutdown::Shutdown;
 use dialtone::standalone::{self, Settings};
 use dialtone_proto::v1 as pb;
-use dialtone_proto::v1::reports_client::ReportsClient;
+
+mod support;
 use dialtone_proto::v1::router_client::RouterClient;
+use support::reports_client;
 
 fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -158,7 +160,7 @@ async fn a_call_through_standalone_mode_reaches_the_reports() {
     assert!(b, "bohdan rang and got CANCEL");
 
     // The call reaches the reporter through the spool and the Ingest service.
-    let mut reports = ReportsClient::connect(url).await.expect("reports");
+    let mut reports = reports_client(&url, data.path()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let row = loop {
         let calls = reports

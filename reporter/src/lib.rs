@@ -38,3 +38,6 @@ pub use cdr::{
 };
 pub use error::{AssembleError, EventError, ReportError};
 pub use policy::Policy;
+pub mod auth;
+pub mod dashboard;
+pub mod webhooks;

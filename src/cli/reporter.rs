@@ -97,6 +97,17 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs(3600),
         shutdown.receiver(),
     ));
+    let metrics = Metrics::new();
+    let dispatcher = dialtone_reporter::webhooks::Dispatcher::with_options(
+        store.clone(),
+        config_rx.clone(),
+        dialtone_reporter::webhooks::Options::default(),
+    );
+    metrics.with_registry(|r| dispatcher.metrics().register(r));
+    let webhooks_task = tokio::spawn(dispatcher.run(
+        dialtone_reporter::webhooks::http_client()?,
+        shutdown.receiver(),
+    ));
     let mut reports = ReportsService::new(store.clone(), config_rx);
     if let Some(url) = &args.router {
         let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect_lazy();
@@ -113,7 +124,7 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
     readiness.set_ready();
     let ops_shutdown = shutdown.clone();
     let ops_task = tokio::spawn(async move {
-        axum::serve(ops, telemetry::ops_router(Metrics::new(), readiness))
+        axum::serve(ops, telemetry::ops_router(metrics, readiness))
             .with_graceful_shutdown(async move { ops_shutdown.fired().await })
             .await
     });
@@ -126,6 +137,7 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
     shutdown.fire();
     let _ = ops_task.await;
     let _ = ingest_task.await;
+    let _ = webhooks_task.await;
     store.close().await;
     guard.shutdown_async().await?;
     result?;

@@ -138,10 +138,10 @@ async fn place(
 ) {
     let outcome = sim::call(node, caller, number, how).await;
     let what = match outcome {
-        Ok(Outcome::Answered) => "answered".to_owned(),
+        Ok(Outcome::CallerHungUp) => "connected; the caller hung up".to_owned(),
+        Ok(Outcome::DialtoneHungUp) => "connected; Dialtone ended the call".to_owned(),
         Ok(Outcome::Refused(code)) => format!("refused with {code}"),
-        Ok(Outcome::GaveUp) => "the caller gave up".to_owned(),
-        Ok(Outcome::NoAnswer) => "no answer".to_owned(),
+        Ok(Outcome::GaveUp) => "the caller gave up before it connected".to_owned(),
         Err(e) => format!("failed: {e}"),
     };
     say(&format!("{caller} → {number} ({label}): {what}"));
@@ -224,58 +224,87 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
     say("taras sets Do Not Disturb; bohdan's phone rings but he never picks up");
     println!();
 
-    println!("Calls:");
+    println!("Calls (main line: welcome prompt, then the menu; ads line: straight to sales):");
     let n = node;
-    let talk = |s| Caller::Talks {
-        talk: Duration::from_secs(s),
-        patience: Duration::from_secs(40),
-    };
+    let secs = Duration::from_secs;
     let mut calls = Vec::new();
     let schedule: Vec<(u64, &'static str, &'static str, &'static str, Caller)> = vec![
-        (0, "main line", "+380501000001", "+380441234567", talk(8)),
-        (1, "ads landing", "+380671000002", "+380441234568", talk(7)),
+        (
+            0,
+            "main line, presses 1 for sales",
+            "+380501000001",
+            "+380441234567",
+            Caller::stays(secs(28)).presses(secs(7), "1"),
+        ),
+        (
+            1,
+            "ads line",
+            "+380671000002",
+            "+380441234568",
+            Caller::stays(secs(12)),
+        ),
         (
             2,
-            "ads landing, robocaller",
+            "ads line, robocaller",
             "+380931110000",
             "+380441234568",
-            talk(3),
+            Caller::stays(secs(5)),
         ),
         (
             3,
-            "main line, hangs up",
+            "main line, hangs up during the welcome",
             "+380502000003",
             "+380441234567",
-            Caller::HangsUpAfter(Duration::from_secs(4)),
+            Caller::stays(secs(3)),
         ),
         (
             4,
             "night line",
             "+380503000004",
             "+380441234599",
-            Caller::HangsUpAfter(Duration::from_secs(8)),
+            Caller::stays(secs(8)),
         ),
-        (6, "ads landing", "+380504000005", "+380441234568", talk(2)),
+        (
+            5,
+            "main line, hangs up in the menu",
+            "+380509000010",
+            "+380441234567",
+            Caller::stays(secs(9)),
+        ),
+        (
+            6,
+            "main line, dials extension 103",
+            "+380506000011",
+            "+380441234567",
+            Caller::stays(secs(24)).presses(secs(7), "103"),
+        ),
         (
             8,
             "unknown number",
             "+380505000009",
             "+380449999999",
-            talk(3),
+            Caller::stays(secs(3)),
+        ),
+        (
+            9,
+            "ads line, hangs up after 5 s",
+            "+380504000005",
+            "+380441234568",
+            Caller::stays(secs(5)),
         ),
         (
             12,
-            "ads landing, satellite",
+            "ads line, satellite",
             "+882161234567",
             "+380441234568",
-            talk(3),
+            Caller::stays(secs(3)),
         ),
         (
             13,
             "promo line without an open route",
             "+380508000008",
             "+380441234598",
-            talk(3),
+            Caller::stays(secs(3)),
         ),
     ];
     for (at, label, caller, number, how) in schedule {
@@ -287,37 +316,37 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
     for c in calls.drain(..) {
         let _ = c.await;
     }
-    // Everyone in sales steps away: the next caller finds nobody.
+    // Everyone in sales steps away: the next caller finds nobody and leaves a voicemail.
     set_state(&mut router, "anna", pb::AgentState::Away, "lunch").await;
     set_state(&mut router, "bohdan", pb::AgentState::Away, "meeting").await;
     set_state(&mut router, "olena", pb::AgentState::Dnd, "").await;
     say("anna goes to lunch, bohdan to a meeting, olena sets Do Not Disturb");
     place(
         n,
-        "main line, nobody free",
+        "ads line, nobody free",
         "+380506000006",
-        "+380441234567",
-        Caller::HangsUpAfter(Duration::from_secs(15)),
+        "+380441234568",
+        Caller::stays(secs(16)),
     )
     .await;
     set_state(&mut router, "bohdan", pb::AgentState::Available, "").await;
     say("bohdan is back (and still never picks up)");
     place(
         n,
-        "main line, only bohdan",
+        "ads line, only bohdan",
         "+380507000007",
-        "+380441234567",
-        talk(5),
+        "+380441234568",
+        Caller::stays(secs(36)),
     )
     .await;
     set_state(&mut router, "anna", pb::AgentState::Available, "").await;
     say("anna is back from lunch");
     place(
         n,
-        "main line, calls again",
+        "ads line, the client from before calls again",
         "+380506000006",
-        "+380441234567",
-        talk(6),
+        "+380441234568",
+        Caller::stays(secs(6)),
     )
     .await;
     println!();

@@ -342,30 +342,91 @@ fn response_for(
 }
 
 /// How a simulated caller behaves.
-#[derive(Debug, Clone, Copy)]
-pub enum Caller {
-    /// Talks this long once answered, then hangs up; gives up ringing after `patience`.
-    Talks {
-        /// Talk time.
-        talk: Duration,
-        /// How long the caller waits for an answer.
-        patience: Duration,
-    },
-    /// Hangs up after this long, answered or not.
-    HangsUpAfter(Duration),
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// How long the caller waits for the call to be connected before hanging up.
+    pub patience: Duration,
+    /// How long the caller stays once connected (Dialtone answers to play prompts and menus,
+    /// then bridges an agent), unless Dialtone hangs up first.
+    pub stay: Duration,
+    /// Keys pressed (RFC 4733 telephone events), each at an offset from the connection.
+    pub keys: Vec<(Duration, char)>,
+}
+
+impl Caller {
+    /// Stays `stay` once connected, pressing nothing.
+    pub fn stays(stay: Duration) -> Self {
+        Caller {
+            patience: Duration::from_secs(60),
+            stay,
+            keys: Vec::new(),
+        }
+    }
+
+    /// Presses `keys` (one every 300 ms) `after` the connection.
+    pub fn presses(mut self, after: Duration, keys: &str) -> Self {
+        for (i, k) in keys.chars().enumerate() {
+            self.keys
+                .push((after + Duration::from_millis(300 * i as u64), k));
+        }
+        self
+    }
 }
 
 /// What happened to a simulated call, for the demo's narration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Answered and talked.
-    Answered,
+    /// Connected; the caller hung up after staying.
+    CallerHungUp,
+    /// Connected; Dialtone ended the call.
+    DialtoneHungUp,
     /// Refused with this SIP status.
     Refused(u16),
-    /// The caller hung up before an answer.
+    /// The caller hung up before the call was connected.
     GaveUp,
-    /// No final answer at all.
-    NoAnswer,
+}
+
+/// The far end's RTP address from an SDP body.
+fn rtp_target(sdp: &str) -> Option<SocketAddr> {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("c=IN IP4 "))?
+        .trim();
+    let port = sdp
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("m=audio "))?
+        .split_whitespace()
+        .next()?;
+    format!("{ip}:{port}").parse().ok()
+}
+
+/// Sends one key as RFC 4733 telephone events (payload type 101): three updates, then the
+/// end packet three times, 20 ms apart, as phones do.
+async fn send_key(media: &UdpSocket, to: SocketAddr, key: char, seq: &mut u16, ts: &mut u32) {
+    let event = match key {
+        '0'..='9' => key as u8 - b'0',
+        '*' => 10,
+        '#' => 11,
+        _ => return,
+    };
+    let packet = |marker: bool, end: bool, duration: u16, seq: u16, ts: u32| {
+        let mut p = vec![0x80, if marker { 0x80 | 101 } else { 101 }];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&0x5eed_d00du32.to_be_bytes());
+        p.extend_from_slice(&[event, (u8::from(end) << 7) | 10]);
+        p.extend_from_slice(&duration.to_be_bytes());
+        p
+    };
+    for i in 0..6u16 {
+        let end = i >= 3;
+        let duration = 160 * (i.min(3) + 1);
+        let p = packet(i == 0, end, duration, *seq, *ts);
+        let _ = media.send_to(&p, to).await;
+        *seq = seq.wrapping_add(1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    *ts = ts.wrapping_add(800);
 }
 
 /// The carrier side: places one call from `caller` to `number` at `node`.
@@ -383,33 +444,29 @@ pub async fn call(
     let from_tag = format!("c{:x}", fastrand_u64() as u32);
     let b = branch();
     let ruri = format!("sip:{number}@{node}");
+    let ip = local.ip();
     let invite = format!(
         "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{ip}>;tag={from_tag}\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:carrier@{local}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
         body.len(),
-        ip = local.ip(),
     );
     sock.send_to(invite.as_bytes(), node).await?;
-    let (give_up, talk) = match how {
-        Caller::Talks { talk, patience } => (patience, Some(talk)),
-        Caller::HangsUpAfter(d) => (d, None),
-    };
-    let deadline = tokio::time::Instant::now() + give_up;
     let ack = |to: &str, via_branch: &str| {
         format!(
-            "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={via_branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{ip}>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-            ip = local.ip(),
+            "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={via_branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{ip}>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    loop {
+    let deadline = tokio::time::Instant::now() + how.patience;
+    // Ringing (or early media) until a final answer or the caller's patience ends.
+    let (to, answer_sdp) = loop {
         let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let Some((text, _)) = recv(&sock, wait.max(Duration::from_millis(1))).await else {
-            if tokio::time::Instant::now() < deadline {
-                continue;
-            }
-            // Out of patience: CANCEL, then ACK the 487.
+        let got = if wait.is_zero() {
+            None
+        } else {
+            recv(&sock, wait).await
+        };
+        let Some((text, _)) = got else {
             let cancel = format!(
-                "CANCEL {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{ip}>;tag={from_tag}\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
-                ip = local.ip(),
+                "CANCEL {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{ip}>;tag={from_tag}\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
             );
             sock.send_to(cancel.as_bytes(), node).await?;
             for _ in 0..4 {
@@ -428,15 +485,7 @@ pub async fn call(
             return Ok(Outcome::GaveUp);
         };
         let m = Msg(&text);
-        let Some(status) = m.status() else {
-            // A request from the node (BYE when the agent hangs up): answer it.
-            if m.method() == Some("BYE") {
-                sock.send_to(plain_response(&text, 200, "OK", None).as_bytes(), node)
-                    .await?;
-                return Ok(Outcome::Answered);
-            }
-            continue;
-        };
+        let Some(status) = m.status() else { continue };
         if status < 200 {
             continue;
         }
@@ -445,20 +494,57 @@ pub async fn call(
             sock.send_to(ack(&to, &b).as_bytes(), node).await?;
             return Ok(Outcome::Refused(status));
         }
-        // 200 OK: ACK (a new transaction), talk, hang up.
-        sock.send_to(ack(&to, &branch()).as_bytes(), node).await?;
-        let talk =
-            talk.unwrap_or_else(|| deadline.saturating_duration_since(tokio::time::Instant::now()));
-        tokio::time::sleep(talk).await;
-        let bye = format!(
-            "BYE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{ip}>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-            branch(),
-            ip = local.ip(),
-        );
-        sock.send_to(bye.as_bytes(), node).await?;
-        let _ = recv(&sock, Duration::from_secs(2)).await;
-        return Ok(Outcome::Answered);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        break (to, body);
+    };
+    sock.send_to(ack(&to, &branch()).as_bytes(), node).await?;
+    // Connected: press the keys at their times, stay, hang up — or Dialtone hangs up first.
+    let connected = tokio::time::Instant::now();
+    let target = rtp_target(&answer_sdp);
+    let (mut seq, mut ts) = (1u16, 16_000u32);
+    let mut keys = how.keys.clone();
+    keys.sort_by_key(|k| k.0);
+    let mut keys = keys.into_iter().peekable();
+    let end = connected + how.stay;
+    loop {
+        let next_key = keys.peek().map(|k| connected + k.0);
+        let until = next_key.map_or(end, |k| k.min(end));
+        let wait = until.saturating_duration_since(tokio::time::Instant::now());
+        match recv(&sock, wait.max(Duration::from_millis(1))).await {
+            Some((text, _)) => {
+                let m = Msg(&text);
+                if m.method() == Some("BYE") {
+                    sock.send_to(plain_response(&text, 200, "OK", None).as_bytes(), node)
+                        .await?;
+                    return Ok(Outcome::DialtoneHungUp);
+                }
+                if matches!(m.method(), Some("INVITE" | "UPDATE" | "OPTIONS" | "INFO")) {
+                    // Refreshes and probes: accept without changing anything.
+                    sock.send_to(plain_response(&text, 200, "OK", None).as_bytes(), node)
+                        .await?;
+                }
+            }
+            None => {
+                let now = tokio::time::Instant::now();
+                if now >= end {
+                    break;
+                }
+                if next_key.is_some_and(|k| now >= k)
+                    && let Some((_, key)) = keys.next()
+                    && let Some(to) = target
+                {
+                    send_key(&media, to, key, &mut seq, &mut ts).await;
+                }
+            }
+        }
     }
+    let bye = format!(
+        "BYE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{ip}>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        branch(),
+    );
+    sock.send_to(bye.as_bytes(), node).await?;
+    let _ = recv(&sock, Duration::from_secs(2)).await;
+    Ok(Outcome::CallerHungUp)
 }
 
 #[cfg(test)]

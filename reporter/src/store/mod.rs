@@ -12,6 +12,9 @@
 //!   columns report windows select on.
 //! - `agent_states`: the router's agent state changes, idempotent by event id.
 //! - `handlings`: manual processing of unprocessed groups.
+//! - `webhook_events`, `webhook_outbox`, `webhook_alerts` (schema 2): the durable webhook
+//!   outbox (see [`crate::webhooks`]). When a call's CDR is rebuilt, its call events
+//!   (`{call_id}:call.started`, …) are enqueued in the same transaction, once by id.
 //!
 //! A transaction commits before [`Store::ingest`] returns, so what it reports as stored is
 //! durable (SQLite runs in WAL mode with `synchronous=FULL`; PostgreSQL with its defaults).
@@ -47,6 +50,7 @@ macro_rules! with_pool {
 mod codec;
 mod error;
 mod read;
+mod webhooks;
 mod write;
 
 use std::path::Path;
@@ -64,6 +68,7 @@ use sqlx::sqlite::{
 pub use codec::validate;
 pub use error::StoreError;
 pub use read::{Counts, ReportWindow};
+pub use webhooks::{Delivery, NewDelivery, OutboxCounts, OutboxRow, OutboxStats, WebhookEventRow};
 pub use write::{Deleted, IngestOutcome};
 
 use crate::Cdr;
@@ -130,16 +135,30 @@ impl std::fmt::Debug for Store {
 /// (`migrations/{sqlite,postgres}/000N_name.sql`) and a new line in each list below.
 fn migrator(backend: Backend) -> Migrator {
     let sources: &[(i64, &'static str, &'static str)] = match backend {
-        Backend::Sqlite => &[(
-            1,
-            "init",
-            include_str!("../../migrations/sqlite/0001_init.sql"),
-        )],
-        Backend::Postgres => &[(
-            1,
-            "init",
-            include_str!("../../migrations/postgres/0001_init.sql"),
-        )],
+        Backend::Sqlite => &[
+            (
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "webhooks",
+                include_str!("../../migrations/sqlite/0002_webhooks.sql"),
+            ),
+        ],
+        Backend::Postgres => &[
+            (
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            ),
+            (
+                2,
+                "webhooks",
+                include_str!("../../migrations/postgres/0002_webhooks.sql"),
+            ),
+        ],
     };
     Migrator::with_migrations(
         sources

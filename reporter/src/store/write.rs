@@ -9,6 +9,7 @@ use prost::Message as _;
 use sqlx::Row as _;
 
 use super::codec::{CdrRow, Checked, check, kind_name, to_ns};
+use super::webhooks::{INSERT_WEBHOOK_EVENT, targets_column};
 use super::{Backend, Store, StoreError};
 use crate::assemble_call;
 use crate::error::AssembleError;
@@ -83,14 +84,26 @@ fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| StoreError::from_sqlx(what, e)
 }
 
+/// The oldest call event still enqueued for webhooks when ingesting at `now_ns`:
+/// [`crate::webhooks::MAX_EVENT_AGE`] before it.
+fn webhook_horizon(now_ns: i64) -> Timestamp {
+    let age = i64::try_from(crate::webhooks::MAX_EVENT_AGE.as_nanos()).unwrap_or(i64::MAX);
+    Timestamp::from_nanosecond(i128::from(now_ns.saturating_sub(age))).unwrap_or(Timestamp::MIN)
+}
+
 fn seq(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Rebuilds the CDRs of `$calls` inside the transaction `$tx` from every stored event of each
 /// call, returning how many were written. A macro so that it expands for both backends.
+///
+/// With `$webhooks`, the call events of each rebuilt CDR ([`crate::webhooks::call_events`])
+/// are enqueued in the same transaction, once by id, unless they happened more than
+/// [`crate::webhooks::MAX_EVENT_AGE`] before `$now` (a backfill or a late journal replay is
+/// no news to a CRM).
 macro_rules! rebuild_calls {
-    ($tx:expr, $calls:expr, $policy:expr, $pg:expr, $now:expr) => {{
+    ($tx:expr, $calls:expr, $policy:expr, $pg:expr, $now:expr, $webhooks:expr) => {{
         let mut written = 0usize;
         for call_id in $calls {
             if $pg {
@@ -124,6 +137,21 @@ macro_rules! rebuild_calls {
                         .await
                         .map_err(db("writing a CDR"))?;
                     written += 1;
+                    if $webhooks {
+                        let oldest = webhook_horizon($now);
+                        for event in crate::webhooks::payload::call_events_since(&cdr, oldest) {
+                            sqlx::query(INSERT_WEBHOOK_EVENT)
+                                .bind(&event.id)
+                                .bind(&event.event)
+                                .bind(to_ns(event.occurred_at))
+                                .bind(&event.payload)
+                                .bind(targets_column(event.targets.as_ref()))
+                                .bind($now)
+                                .execute(&mut *$tx)
+                                .await
+                                .map_err(db("enqueueing a webhook event"))?;
+                        }
+                    }
                 }
                 // The call's CallStarted is still in a spool; its CDR comes with it.
                 Err(AssembleError::NotStarted { .. }) => {}
@@ -304,7 +332,7 @@ impl Store {
                     out.rejected.push(conflict(id));
                 }
             }
-            out.cdrs_written = rebuild_calls!(tx, &touched, policy, pg, now);
+            out.cdrs_written = rebuild_calls!(tx, &touched, policy, pg, now, true);
             tx.commit().await.map_err(db("committing events"))?;
             Ok(out)
         })
@@ -332,7 +360,8 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db("listing calls"))?;
-                let n = rebuild_calls!(tx, &calls, policy, pg, now);
+                // Rebuilding judges old calls anew: no news for webhooks.
+                let n = rebuild_calls!(tx, &calls, policy, pg, now, false);
                 tx.commit().await.map_err(db("committing a rebuild"))?;
                 Ok::<_, StoreError>((n, calls.last().cloned()))
             })?;
