@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_proto::v1::router_client::RouterClient;
+use dialtone_reporter::auth::{Auth, AuthConfig, TokenStore};
+use dialtone_reporter::dashboard::{self, DashboardState};
 use dialtone_reporter::ingest::Ingestor;
 use dialtone_reporter::reports_service::ReportsService;
 use dialtone_reporter::retention;
@@ -34,9 +36,16 @@ pub struct ReporterArgs {
     /// gRPC address (ingest, reports).
     #[arg(long, env = "DIALTONE_GRPC_ADDR", default_value = "127.0.0.1:50052")]
     pub grpc: SocketAddr,
-    /// Ops address (`/metrics`, `/healthz`, `/readyz`).
+    /// Ops address (`/metrics`, `/healthz`, `/readyz`) and the supervisor dashboard.
     #[arg(long, env = "DIALTONE_OPS_ADDR", default_value = "127.0.0.1:9091")]
     pub ops: SocketAddr,
+    /// Credentials for the dashboard and the client gRPC API: a file of `name:role:token`
+    /// lines (role `viewer` or `supervisor`), e.g. a mounted Secret's `tokens` key.
+    #[arg(long, env = "DIALTONE_TOKENS_FILE")]
+    pub tokens: Option<PathBuf>,
+    /// Mark the session cookie `Secure` (behind an https Ingress).
+    #[arg(long, env = "DIALTONE_SECURE_COOKIE")]
+    pub secure_cookie: bool,
     /// The router, for the live board.
     #[arg(long, env = "DIALTONE_ROUTER_URL")]
     pub router: Option<String>,
@@ -108,11 +117,37 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
         dialtone_reporter::webhooks::http_client()?,
         shutdown.receiver(),
     ));
+    let config_rx_dash = config_rx.clone();
     let mut reports = ReportsService::new(store.clone(), config_rx);
     if let Some(url) = &args.router {
         let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect_lazy();
         reports = reports.with_live(Arc::new(RemoteRouter(RouterClient::new(channel))));
     }
+    let mut tokens = TokenStore::new();
+    if let Some(path) = &args.tokens {
+        tokens.add_tokens_file(path)?;
+    }
+    let supervisor = args.data.join("supervisor.token");
+    if supervisor.exists() {
+        tokens.add_supervisor_file(&supervisor)?;
+    }
+    if tokens.is_empty() {
+        tracing::warn!(
+            "no credentials configured (--tokens): the dashboard and reports refuse everyone"
+        );
+    }
+    let auth = Auth::new(
+        tokens,
+        AuthConfig {
+            secure_cookie: args.secure_cookie,
+            ..AuthConfig::default()
+        },
+    );
+    let dashboard = dashboard::router(DashboardState::new(
+        reports.clone(),
+        config_rx_dash.clone(),
+        auth.clone(),
+    ));
     let grpc = tokio::net::TcpListener::bind(args.grpc).await?;
     let ops = tokio::net::TcpListener::bind(args.ops).await?;
     eprintln!(
@@ -124,13 +159,19 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
     readiness.set_ready();
     let ops_shutdown = shutdown.clone();
     let ops_task = tokio::spawn(async move {
-        axum::serve(ops, telemetry::ops_router(metrics, readiness))
-            .with_graceful_shutdown(async move { ops_shutdown.fired().await })
-            .await
+        axum::serve(
+            ops,
+            telemetry::ops_router(metrics, readiness)
+                .merge(dashboard)
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { ops_shutdown.fired().await })
+        .await
     });
     let services = Services {
         ingest: Some(ingestor.service()),
         reports: Some(reports),
+        auth: Some(auth),
         ..Services::default()
     };
     let result = grpc_server::serve(grpc, services, shutdown.clone()).await;
