@@ -468,23 +468,27 @@ pub async fn watch_snapshot(
         } else {
             Err(pair.problems)
         };
-        let errors = match result {
+        // The status first, then the snapshot: whoever sees a new snapshot finds the status
+        // that goes with it.
+        match result {
             Ok(snapshot) => {
                 tracing::info!(%source, "configuration snapshot reloaded");
+                status.send_modify(|s| {
+                    s.attempts += 1;
+                    s.errors = Vec::new();
+                });
                 tx.send_replace(Arc::new(snapshot));
-                Vec::new()
             }
             Err(problems) => {
                 for p in &problems {
                     tracing::error!(%source, problem = %p, "snapshot reload refused; keeping the last good configuration");
                 }
-                problems
+                status.send_modify(|s| {
+                    s.attempts += 1;
+                    s.errors = problems;
+                });
             }
-        };
-        status.send_modify(|s| {
-            s.attempts += 1;
-            s.errors = errors;
-        });
+        }
     }
 }
 

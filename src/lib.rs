@@ -5,6 +5,7 @@
 
 pub mod agent_events;
 pub mod cli;
+pub mod cluster_config;
 pub mod config_watch;
 pub mod crds;
 pub mod demo;

@@ -319,6 +319,7 @@ async fn start_media_node(
     let mut cfg = NodeConfig::new(format!("node-{}", std::process::id()), url.clone());
     cfg.udp = vec![sip];
     cfg.tcp = vec![sip];
+    cfg.prompts_dir = Some(settings.config.join("prompts"));
     {
         let snap = config.borrow();
         let media = &snap.call_center.spec.media_nodes;
@@ -329,6 +330,16 @@ async fn start_media_node(
         }
         cfg.drain_timeout =
             Duration::from_secs(u64::try_from(media.drain_timeout_seconds).unwrap_or(0));
+        // Standalone mode keeps recordings under --data unless the CallCenter names a folder
+        // it can write to (PRODUCT.md's rule).
+        let named = snap
+            .call_center
+            .spec
+            .recordings
+            .as_ref()
+            .map(|r| PathBuf::from(&r.storage))
+            .filter(|p| std::fs::create_dir_all(p).is_ok());
+        cfg.recordings_dir = Some(named.unwrap_or_else(|| settings.data.join("recordings")));
     }
     let mut secret = [0u8; 32];
     std::fs::File::open("/dev/urandom")

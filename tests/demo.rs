@@ -31,6 +31,8 @@ fn demo_fills_the_reports() {
     for reason in [
         "no_forwarding_scheme",
         "outside_business_hours",
+        "abandoned_during_welcome",
+        "abandoned_in_ivr",
         "abandoned_short",
         "all_agents_unavailable",
         "not_answered",
@@ -53,6 +55,9 @@ fn demo_fills_the_reports() {
         .expect("a to-do section");
     assert!(!todo.contains("+380506000006"), "{todo}");
     assert!(todo.contains("+380502000003"), "{todo}");
+    // Every call reached the reports: seven reasons, no duplicates of a call.
+    let rows = missed.lines().filter(|l| l.starts_with("20")).count();
+    assert!(rows >= 7, "{missed}");
     // bohdan never picks up: a 100% miss rate.
     let agents = stdout.split("Agents:").nth(1).expect("an agents section");
     let bohdan = agents

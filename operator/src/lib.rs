@@ -6,8 +6,10 @@
 //! write **status** (`Ready`, `ResolvedRefs`, `observedGeneration`) and Events → **build** the
 //! desired objects and the configuration snapshot → **server-side apply** them with one field
 //! manager. [`desired`] is the build step: pure functions, golden-tested in `tests/golden.rs`.
-//! [`controller`] is the rest; [`leader`] makes sure only one replica runs it; [`clock`] lets
-//! tests move time.
+//! [`controller`] is the rest, and keeps the media-node pods' deletion cost near their active
+//! calls ([`controller::deletion_cost`]); [`leader`] makes sure only one replica runs it;
+//! [`clock`] lets tests move time. [`testing`] (cargo feature `fake-api`) is the in-process fake
+//! API server the tests and the `operator_apply` benchmark run it against.
 //!
 //! Entry point: [`run`] (what `dialtone operator` calls) or [`run_with`] (any client, clock and
 //! observer — the tests run it against an in-process fake API server).
@@ -16,6 +18,8 @@ pub mod clock;
 pub mod controller;
 pub mod desired;
 pub mod leader;
+#[cfg(feature = "fake-api")]
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use controller::{

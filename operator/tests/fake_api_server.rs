@@ -1,10 +1,8 @@
 //! The fake API server against a real `kube::Client`: every verb the operator uses.
 
-mod fake_api;
-
 use std::time::Duration;
 
-use fake_api::FakeApi;
+use dialtone_operator::testing::fake_api::FakeApi;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};

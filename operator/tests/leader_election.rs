@@ -1,14 +1,13 @@
 //! Leader election: of two replicas only the Lease holder reconciles; when it dies the other
 //! takes over once the lease has expired, and at once when it shuts down cleanly.
 
-mod fake_api;
 mod harness;
 
 use std::time::Duration;
 
 use dialtone_operator::clock::until;
+use dialtone_operator::testing::fake_api::FakeApi;
 use dialtone_operator::{Clock, LeaseTimings, ManualClock};
-use fake_api::FakeApi;
 use harness::*;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;

@@ -3,7 +3,6 @@
 //! move the autoscaler at their instants; deleting the CallCenter leaves nothing behind; a
 //! reconcile with nothing to change makes no request.
 
-mod fake_api;
 mod harness;
 
 use std::collections::BTreeSet;
@@ -12,7 +11,7 @@ use dialtone_model::loader::{Environment, PromptCatalog, SourceFile, load};
 use dialtone_model::resources::{CallCenter, CallQueue, PhoneNumber};
 use dialtone_operator::ManualClock;
 use dialtone_operator::desired::snapshot::{MANIFESTS_KEY, SECRETS_KEY};
-use fake_api::FakeApi;
+use dialtone_operator::testing::fake_api::FakeApi;
 use harness::*;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use dialtone_media_node::node::{self, Health, MediaNode, NodeConfig, SpoolSink};
 use dialtone_media_node::spool::{self, Spool};
-use tokio::sync::watch;
 
-use crate::config_watch::{self, ReloadStatus};
+use crate::cluster_config;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{self, LogFormat, TelemetryConfig};
 
@@ -20,6 +19,13 @@ pub struct MediaNodeArgs {
     /// The configuration snapshot folder.
     #[arg(long, env = "DIALTONE_CONFIG", default_value = "examples/demo")]
     pub config: PathBuf,
+    /// In a cluster: the snapshot ConfigMap/Secret watched through the API (`<name>` in
+    /// DIALTONE_NAMESPACE, `<ns>/<name>` or `configmap:<ns>/<name>`); unset: the --config folder.
+    #[arg(long, env = "DIALTONE_SNAPSHOT")]
+    pub snapshot: Option<String>,
+    /// The namespace the snapshot lives in (the pod's, from the downward API).
+    #[arg(long, env = "DIALTONE_NAMESPACE")]
+    pub namespace: Option<String>,
     /// SIP address (UDP and TCP).
     #[arg(long, env = "DIALTONE_SIP_ADDR", default_value = "0.0.0.0:5060")]
     pub sip: SocketAddr,
@@ -43,6 +49,16 @@ pub struct MediaNodeArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub reporter: String,
+    /// The prompts folder (`<name>.wav`; the mounted prompts ConfigMap in a cluster).
+    #[arg(
+        long,
+        env = "DIALTONE_PROMPTS",
+        default_value = "examples/demo/prompts"
+    )]
+    pub prompts: PathBuf,
+    /// Where voicemails and call recordings are written.
+    #[arg(long, env = "DIALTONE_RECORDINGS", default_value = "./data/recordings")]
+    pub recordings: PathBuf,
     /// Where undelivered call events wait (survives restarts).
     #[arg(long, env = "DIALTONE_DATA", default_value = "./data")]
     pub data: PathBuf,
@@ -78,29 +94,29 @@ pub async fn run(args: MediaNodeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("dialtone media-node: --rtp-ports must be low-high, e.g. 20000-30000");
         return Ok(ExitCode::from(2));
     };
-    let since = config_watch::fingerprint(&args.config);
-    let snapshot = match config_watch::load_dir(&args.config) {
+    let shutdown = Shutdown::new();
+    shutdown.fire_on_signals();
+    let source = match cluster_config::ConfigSource::select(
+        &args.config,
+        args.snapshot.as_deref(),
+        args.namespace.as_deref(),
+    ) {
         Ok(s) => s,
-        Err(failure) => {
-            for p in &failure.problems {
+        Err(e) => {
+            eprintln!("dialtone media-node: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (config_rx, _status) = match cluster_config::open(&source, shutdown.receiver()).await {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
                 eprintln!("{p}");
             }
-            eprintln!("dialtone media-node: {} has errors", args.config.display());
+            eprintln!("dialtone media-node: {source} has errors; fix them and start again");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let shutdown = Shutdown::new();
-    shutdown.fire_on_signals();
-    let (config_tx, config_rx) = watch::channel(snapshot);
-    let (status_tx, _status) = watch::channel(ReloadStatus::default());
-    tokio::spawn(config_watch::watch_dir(
-        args.config.clone(),
-        since,
-        Duration::from_secs(1),
-        config_tx,
-        status_tx,
-        shutdown.receiver(),
-    ));
     let mut cfg = NodeConfig::new(
         std::env::var("DIALTONE_POD_NAME")
             .unwrap_or_else(|_| format!("node-{}", std::process::id())),
@@ -111,6 +127,8 @@ pub async fn run(args: MediaNodeArgs) -> anyhow::Result<ExitCode> {
     cfg.advertised_ip = args.advertise;
     cfg.rtp_ports = (lo, hi);
     cfg.drain_timeout = Duration::from_secs(args.drain_timeout);
+    cfg.prompts_dir = Some(args.prompts.clone());
+    cfg.recordings_dir = Some(args.recordings.clone());
     if let Some(secret) = &args.nonce_secret {
         cfg.registrar.nonce_secret = secret.as_bytes().to_vec();
     } else {

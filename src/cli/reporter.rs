@@ -13,9 +13,8 @@ use dialtone_reporter::ingest::Ingestor;
 use dialtone_reporter::reports_service::ReportsService;
 use dialtone_reporter::retention;
 use dialtone_reporter::store::{OpenOptions, Store};
-use tokio::sync::watch;
 
-use crate::config_watch::{self, ReloadStatus};
+use crate::cluster_config;
 use crate::grpc_server::{self, Services};
 use crate::live::RemoteRouter;
 use crate::shutdown::Shutdown;
@@ -27,6 +26,13 @@ pub struct ReporterArgs {
     /// The configuration snapshot folder (the missed-call policy and schedules come from it).
     #[arg(long, env = "DIALTONE_CONFIG", default_value = "examples/demo")]
     pub config: PathBuf,
+    /// In a cluster: the snapshot ConfigMap/Secret watched through the API (`<name>` in
+    /// DIALTONE_NAMESPACE, `<ns>/<name>` or `configmap:<ns>/<name>`); unset: the --config folder.
+    #[arg(long, env = "DIALTONE_SNAPSHOT")]
+    pub snapshot: Option<String>,
+    /// The namespace the snapshot lives in (the pod's, from the downward API).
+    #[arg(long, env = "DIALTONE_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Data folder: SQLite (when no database URL is given) and the ingestion journal.
     #[arg(long, env = "DIALTONE_DATA", default_value = "./data")]
     pub data: PathBuf,
@@ -64,29 +70,29 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
         log_level: args.log_level.clone(),
         log_format: args.log_format,
     })?;
-    let since = config_watch::fingerprint(&args.config);
-    let snapshot = match config_watch::load_dir(&args.config) {
+    let shutdown = Shutdown::new();
+    shutdown.fire_on_signals();
+    let source = match cluster_config::ConfigSource::select(
+        &args.config,
+        args.snapshot.as_deref(),
+        args.namespace.as_deref(),
+    ) {
         Ok(s) => s,
-        Err(failure) => {
-            for p in &failure.problems {
+        Err(e) => {
+            eprintln!("dialtone reporter: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (config_rx, _status) = match cluster_config::open(&source, shutdown.receiver()).await {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
                 eprintln!("{p}");
             }
-            eprintln!("dialtone reporter: {} has errors", args.config.display());
+            eprintln!("dialtone reporter: {source} has errors; fix them and start again");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let shutdown = Shutdown::new();
-    shutdown.fire_on_signals();
-    let (config_tx, config_rx) = watch::channel(snapshot);
-    let (status_tx, _status) = watch::channel(ReloadStatus::default());
-    tokio::spawn(config_watch::watch_dir(
-        args.config.clone(),
-        since,
-        Duration::from_secs(1),
-        config_tx,
-        status_tx,
-        shutdown.receiver(),
-    ));
     std::fs::create_dir_all(&args.data)?;
     let store = match &args.database_url {
         Some(url) => Store::open(url).await?,

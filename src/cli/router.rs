@@ -4,17 +4,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use dialtone_router::owner::HttpOwnerSource;
 use dialtone_router::service::{RouterCore, RouterService, SystemClock};
-use tokio::sync::watch;
 
 use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::ingest_client::IngestClient;
 
 use crate::agent_events;
-use crate::config_watch::{self, ReloadStatus};
+use crate::cluster_config;
 use crate::grpc_server::{self, Services};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{self, LogFormat, Metrics, Readiness, TelemetryConfig};
@@ -25,6 +23,13 @@ pub struct RouterArgs {
     /// The manifest folder (standalone) or the mounted configuration snapshot (cluster).
     #[arg(long, env = "DIALTONE_CONFIG", default_value = "examples/demo")]
     pub config: PathBuf,
+    /// In a cluster: the snapshot ConfigMap/Secret watched through the API (`<name>` in
+    /// DIALTONE_NAMESPACE, `<ns>/<name>` or `configmap:<ns>/<name>`); unset: the --config folder.
+    #[arg(long, env = "DIALTONE_SNAPSHOT")]
+    pub snapshot: Option<String>,
+    /// The namespace the snapshot lives in (the pod's, from the downward API).
+    #[arg(long, env = "DIALTONE_NAMESPACE")]
+    pub namespace: Option<String>,
     /// gRPC listen address.
     #[arg(long, env = "DIALTONE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc: SocketAddr,
@@ -53,32 +58,29 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
         log_level: args.log_level.clone(),
         log_format: args.log_format,
     })?;
-    let since = config_watch::fingerprint(&args.config);
-    let snapshot = match config_watch::load_dir(&args.config) {
+    let shutdown = Shutdown::new();
+    shutdown.fire_on_signals();
+    let source = match cluster_config::ConfigSource::select(
+        &args.config,
+        args.snapshot.as_deref(),
+        args.namespace.as_deref(),
+    ) {
         Ok(s) => s,
-        Err(failure) => {
-            for p in &failure.problems {
+        Err(e) => {
+            eprintln!("dialtone router: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (config_rx, _status) = match cluster_config::open(&source, shutdown.receiver()).await {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
                 eprintln!("{p}");
             }
-            eprintln!(
-                "dialtone router: {} has errors; fix them (see `dialtone validate`) and start again",
-                args.config.display()
-            );
+            eprintln!("dialtone router: {source} has errors; fix them and start again");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let shutdown = Shutdown::new();
-    shutdown.fire_on_signals();
-    let (config_tx, config_rx) = watch::channel(snapshot);
-    let (status_tx, _status_rx) = watch::channel(ReloadStatus::default());
-    tokio::spawn(config_watch::watch_dir(
-        args.config.clone(),
-        since,
-        Duration::from_secs(1),
-        config_tx,
-        status_tx,
-        shutdown.receiver(),
-    ));
     let state_changes = match &args.reporter {
         Some(url) => {
             let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect_lazy();

@@ -234,7 +234,7 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
             "main line, presses 1 for sales",
             "+380501000001",
             "+380441234567",
-            Caller::stays(secs(28)).presses(secs(7), "1"),
+            Caller::stays(secs(20)).presses(secs(7), "1"),
         ),
         (
             1,
@@ -258,13 +258,6 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
             Caller::stays(secs(3)),
         ),
         (
-            4,
-            "night line",
-            "+380503000004",
-            "+380441234599",
-            Caller::stays(secs(8)),
-        ),
-        (
             5,
             "main line, hangs up in the menu",
             "+380509000010",
@@ -276,7 +269,7 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
             "main line, dials extension 103",
             "+380506000011",
             "+380441234567",
-            Caller::stays(secs(24)).presses(secs(7), "103"),
+            Caller::stays(secs(18)).presses(secs(7), "103"),
         ),
         (
             8,
@@ -287,7 +280,7 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
         ),
         (
             9,
-            "ads line, hangs up after 5 s",
+            "ads line, a short call",
             "+380504000005",
             "+380441234568",
             Caller::stays(secs(5)),
@@ -316,29 +309,53 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
     for c in calls.drain(..) {
         let _ = c.await;
     }
-    // Everyone in sales steps away: the next caller finds nobody and leaves a voicemail.
+    // Everyone in sales steps away: the next caller finds nobody; the night line rings the
+    // duty manager (olena, now on DND) and the head of sales' mobile (the carrier is down).
     set_state(&mut router, "anna", pb::AgentState::Away, "lunch").await;
     set_state(&mut router, "bohdan", pb::AgentState::Away, "meeting").await;
     set_state(&mut router, "olena", pb::AgentState::Dnd, "").await;
     say("anna goes to lunch, bohdan to a meeting, olena sets Do Not Disturb");
+    let night = tokio::spawn(place(
+        n,
+        "night line, after hours",
+        "+380503000004",
+        "+380441234599",
+        Caller::stays(secs(8)),
+    ));
     place(
         n,
         "ads line, nobody free",
         "+380506000006",
         "+380441234568",
-        Caller::stays(secs(16)),
+        Caller::stays(secs(11)),
     )
     .await;
+    let _ = night.await;
     set_state(&mut router, "bohdan", pb::AgentState::Available, "").await;
     say("bohdan is back (and still never picks up)");
+    let quick = tokio::spawn(async move {
+        tokio::time::sleep(secs(1)).await;
+        let how = Caller::stays(secs(4)).patience(secs(4));
+        place(
+            n,
+            "ads line, hangs up after 4 s",
+            "+380502100012",
+            "+380441234568",
+            how,
+        )
+        .await;
+    });
+    // Rings bohdan for two steps (30 s), then hangs up during the voicemail greeting.
+    let how = Caller::stays(secs(3)).patience(secs(40));
     place(
         n,
         "ads line, only bohdan",
         "+380507000007",
         "+380441234568",
-        Caller::stays(secs(36)),
+        how,
     )
     .await;
+    let _ = quick.await;
     set_state(&mut router, "anna", pb::AgentState::Available, "").await;
     say("anna is back from lunch");
     place(

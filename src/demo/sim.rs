@@ -363,6 +363,12 @@ impl Caller {
         }
     }
 
+    /// Gives up ringing after `patience`.
+    pub fn patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
+    }
+
     /// Presses `keys` (one every 300 ms) `after` the connection.
     pub fn presses(mut self, after: Duration, keys: &str) -> Self {
         for (i, k) in keys.chars().enumerate() {

@@ -108,11 +108,12 @@ garbage collector, and the operator removes nothing on its own).
   resources: ["configmaps", "secrets"]
   resourceNames: ["dialtone-snapshot"]
   verbs: ["patch"]
-# desired::scaling::pod_deletion_cost: find the media-node pods, read their active calls, and
-# patch their controller.kubernetes.io/pod-deletion-cost annotation.
+# controller::deletion_cost: list and watch the media-node pods (label selector), read their
+# active calls on their ops port, and merge-patch their controller.kubernetes.io/pod-deletion-cost
+# annotation (desired::scaling::pod_deletion_cost) so scale-down removes the idlest node.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # desired::{router,media_node}::disruption_budget.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]

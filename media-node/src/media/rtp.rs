@@ -160,24 +160,24 @@ impl TelephoneEvent {
 
 /// Turns a stream of telephone-event packets into key presses: one press per event, however
 /// many times its packets (and its end packet, sent thrice) arrive.
+///
+/// An event is identified by its RTP timestamp (RFC 4733 §2.5.1.2) *and* its event code: a
+/// sender that reuses one timestamp for consecutive keys (replayed captures do, e.g. SIPp's
+/// `dtmf_2833_*.pcap`, which all carry the same timestamp) still yields each key once.
 #[derive(Debug, Default)]
 pub struct DtmfReceiver {
-    /// RTP timestamp of the event being received (events are identified by it).
-    current: Option<u32>,
-    reported: bool,
+    /// (RTP timestamp, event code) of the event being received.
+    current: Option<(u32, u8)>,
 }
 
 impl DtmfReceiver {
     /// Feeds one telephone-event packet; returns a key when a new event is recognised.
     pub fn on_packet(&mut self, timestamp: u32, ev: TelephoneEvent) -> Option<char> {
-        if self.current != Some(timestamp) {
-            self.current = Some(timestamp);
-            self.reported = false;
-        }
-        if self.reported {
+        let id = (timestamp, ev.event);
+        if self.current == Some(id) {
             return None;
         }
-        self.reported = true;
+        self.current = Some(id);
         ev.key()
     }
 }
@@ -267,6 +267,21 @@ mod tests {
         .filter_map(|(ts, ev)| rx.on_packet(ts, ev))
         .collect();
         assert_eq!(keys, vec!['2', '#', '2']);
+        // Replayed captures: one timestamp, different keys (1, 0, 3 dials extension 103).
+        let mut rx = DtmfReceiver::default();
+        let keys: String = [1u8, 1, 0, 0, 3, 3]
+            .into_iter()
+            .filter_map(|event| {
+                let ev = TelephoneEvent {
+                    event,
+                    end: false,
+                    volume: 10,
+                    duration: 160,
+                };
+                rx.on_packet(13280, ev)
+            })
+            .collect();
+        assert_eq!(keys, "103");
         assert_eq!(TelephoneEvent::for_key('#'), Some(11));
         assert_eq!(TelephoneEvent::for_key('x'), None);
     }

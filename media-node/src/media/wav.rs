@@ -60,6 +60,19 @@ fn u32_at(b: &[u8], i: usize) -> Option<u32> {
 
 /// Reads an 8 kHz mono WAV (PCM16, µ-law or A-law) into linear samples.
 pub fn read(bytes: &[u8]) -> Result<Audio, WavError> {
+    let (channels, samples) = read_channels(bytes)?;
+    if channels != 1 {
+        return Err(WavError::Shape {
+            rate: 8000,
+            channels,
+        });
+    }
+    Ok(Audio { samples })
+}
+
+/// Reads an 8 kHz WAV of any channel count (PCM16, µ-law or A-law): the channel count and the
+/// interleaved linear samples. Recordings are 2-channel (caller left, agent right).
+pub fn read_channels(bytes: &[u8]) -> Result<(u16, Vec<i16>), WavError> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Err(WavError::NotWav);
     }
@@ -78,7 +91,7 @@ pub fn read(bytes: &[u8]) -> Result<Audio, WavError> {
             fmt = Some((format, channels, rate, bits));
         } else if id == b"data" {
             let (format, channels, rate, bits) = fmt.ok_or(WavError::Missing("fmt"))?;
-            if rate != 8000 || channels != 1 {
+            if rate != 8000 || channels == 0 {
                 return Err(WavError::Shape { rate, channels });
             }
             let data = &bytes[body..end];
@@ -97,7 +110,7 @@ pub fn read(bytes: &[u8]) -> Result<Audio, WavError> {
                     .collect(),
                 _ => return Err(WavError::Encoding { format, bits }),
             };
-            return Ok(Audio { samples });
+            return Ok((channels, samples));
         }
         // Chunks are word-aligned.
         pos = body.saturating_add(size).saturating_add(size & 1);
@@ -105,22 +118,37 @@ pub fn read(bytes: &[u8]) -> Result<Audio, WavError> {
     Err(WavError::Missing("data"))
 }
 
+/// The 44-byte header of an 8 kHz PCM16 WAV with `channels` interleaved channels and
+/// `data_len` bytes of samples. Recordings are written as a stream: this header first with the
+/// length unknown, then again with the final length once the recording ends.
+pub fn header(channels: u16, data_len: u32) -> [u8; 44] {
+    let mut out = [0u8; 44];
+    let block = 2 * channels;
+    let fields: [(usize, &[u8]); 12] = [
+        (0, b"RIFF"),
+        (4, &36u32.saturating_add(data_len).to_le_bytes()),
+        (8, b"WAVEfmt "),
+        (16, &16u32.to_le_bytes()),
+        (20, &1u16.to_le_bytes()),
+        (22, &channels.to_le_bytes()),
+        (24, &8000u32.to_le_bytes()),
+        (28, &(8000u32 * u32::from(block)).to_le_bytes()),
+        (32, &block.to_le_bytes()),
+        (34, &16u16.to_le_bytes()),
+        (36, b"data"),
+        (40, &data_len.to_le_bytes()),
+    ];
+    for (at, bytes) in fields {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    out
+}
+
 /// Writes 8 kHz mono PCM16 (or 2-channel, interleaved, with `channels` = 2).
 pub fn write_pcm16(samples: &[i16], channels: u16) -> Vec<u8> {
     let data_len = u32::try_from(samples.len() * 2).unwrap_or(u32::MAX);
     let mut out = Vec::with_capacity(44 + samples.len() * 2);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36u32.saturating_add(data_len)).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&channels.to_le_bytes());
-    out.extend_from_slice(&8000u32.to_le_bytes());
-    out.extend_from_slice(&(8000u32 * 2 * u32::from(channels)).to_le_bytes());
-    out.extend_from_slice(&(2 * channels).to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend_from_slice(&header(channels, data_len));
     for s in samples {
         out.extend_from_slice(&s.to_le_bytes());
     }
@@ -137,6 +165,9 @@ mod tests {
         let audio = read(&write_pcm16(&samples, 1)).expect("valid");
         assert_eq!(audio.samples, samples);
         assert_eq!(audio.duration_ms(), 200);
+        let stereo = write_pcm16(&samples, 2);
+        assert_eq!(read_channels(&stereo), Ok((2, samples.clone())));
+        assert!(read(&stereo).is_err(), "prompts are mono");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The actor: the one task that owns the transaction layer, the dialogs and every call.
 //!
-//! It is fed by [`Input`]s (socket reads, router answers, relay reports) and by time (the
+//! It is fed by [`Input`]s (socket reads, router answers, media tasks' reports) and by time (the
 //! transaction layer's timers and its own call timers), and it never awaits anything but its
 //! next input or timer: sending is non-blocking (UDP `try_send_to`, TCP through each
 //! connection's queue) and router questions run in tasks of their own.
@@ -57,8 +57,11 @@ pub(super) enum Input {
     SendFailed { tx: TxId },
     /// A router answer.
     Router(Box<Reply>),
-    /// A bridged call's media went silent for the inactivity time.
-    MediaTimeout { call: CallKey },
+    /// A call's media task reports (prompt played, key pressed, message recorded…).
+    Media {
+        call: CallKey,
+        event: super::session::MediaEvent,
+    },
     /// Carrier host names resolved: carrier name → addresses.
     CarrierAddrs(HashMap<String, Vec<SocketAddr>>),
 }
@@ -100,6 +103,8 @@ pub(super) enum TimerKind {
     QueueMaxWait,
     /// The queue's overflow time passed.
     QueueOverflow,
+    /// A menu's digit or inter-digit timeout (the menu's timer number: only the latest counts).
+    Menu(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +136,8 @@ pub(super) struct Node {
     pub(super) draining: Option<Instant>,
     pub(super) guard: Guard,
     pub(super) registrar: Registrar,
+    /// Prompts read from the prompts folder, shared with the calls' media tasks.
+    pub(super) prompts: Arc<super::prompts::Prompts>,
     last_sweep: Instant,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     timer_map: HashMap<u64, Timer>,
@@ -172,6 +179,7 @@ pub(super) fn spawn(
         health.metrics().inbound_dropped.clone(),
     );
     let router = RouterLink::new(router, inbox.clone(), cfg.router_timeout);
+    let prompts = Arc::new(super::prompts::Prompts::new(cfg.prompts_dir.clone()));
     let node = Node {
         cfg: Arc::new(cfg),
         layer: TransactionLayer::new(layer_cfg),
@@ -192,6 +200,7 @@ pub(super) fn spawn(
         draining: None,
         guard: Guard::new(cfg_guard),
         registrar: Registrar::new(cfg_registrar),
+        prompts,
         last_sweep: Instant::now(),
         timers: BinaryHeap::new(),
         timer_map: HashMap::new(),
@@ -256,6 +265,8 @@ impl Node {
                 }
                 changed = self.snapshot.changed() => {
                     if changed.is_ok() {
+                        // Prompts may have been edited with the manifests: read them again.
+                        self.prompts.clear();
                         span.in_scope(|| {
                             self.resolve_carriers();
                             self.on_snapshot();
@@ -351,7 +362,7 @@ impl Node {
                 self.execute(actions);
             }
             Input::Router(reply) => self.on_router(*reply),
-            Input::MediaTimeout { call } => self.on_media_timeout(&call),
+            Input::Media { call, event } => self.on_media(&call, event),
             Input::CarrierAddrs(addrs) => self.carrier_addrs = addrs,
         }
     }
@@ -399,7 +410,7 @@ impl Node {
             );
             let keys: Vec<CallKey> = self.calls.keys().cloned().collect();
             for key in keys {
-                self.end_call(&key, super::call::Ending::shutdown());
+                self.end_call(&key, super::ending::Ending::shutdown());
             }
         }
     }
@@ -507,6 +518,14 @@ impl Node {
                     self.queue_poll(&timer.call);
                 }
             }
+            TimerKind::Menu(seq) => {
+                if call.exec.generation != timer.generation {
+                    return;
+                }
+                let span = call.span.clone();
+                let _g = span.enter();
+                self.menu_timer(&timer.call, seq);
+            }
             TimerKind::QueueMaxWait | TimerKind::QueueOverflow => {
                 if call.queue.as_ref().map(|q| q.id) != Some(timer.generation) {
                     return;
@@ -519,12 +538,12 @@ impl Node {
         }
     }
 
-    fn on_media_timeout(&mut self, key: &str) {
+    pub(super) fn on_media_timeout(&mut self, key: &str) {
         if let Some(call) = self.calls.get(key) {
             let span = call.span.clone();
             let _g = span.enter();
             tracing::warn!(call_id = %key, timeout = ?self.cfg.media_timeout, "no RTP: ending the call");
-            self.end_call(key, super::call::Ending::media_timeout());
+            self.end_call(key, super::ending::Ending::media_timeout());
         }
     }
 

@@ -1,29 +1,34 @@
 //! Bridging an answered leg with the caller: the ACK of the leg's 2xx and the RTP relay
-//! between the caller's and the leg's socket pairs.
+//! between the caller's and the leg's socket pairs (run by the call's media task, which has
+//! held the caller's sockets since the INVITE).
 
-use super::actor::{Input, Node};
-use super::rtp::{RelayConfig, RelaySide, spawn_relay};
+use dialtone_proto::v1 as pb;
+
+use super::actor::Node;
+use super::record;
+use super::rtp::RelaySide;
+use super::session::Cmd;
 use super::sipmsg;
 
 impl Node {
-    /// Starts the RTP relay between the caller and leg `idx`.
+    /// Turns the caller's media task into the relay between the caller and leg `idx`, with
+    /// the call recording when the number's policy asks for one (and a recordings folder is
+    /// configured).
     pub(super) fn bridge(&mut self, key: &str, idx: usize) {
-        let inbox = self.inbox.clone();
-        let inactivity = self.cfg.media_timeout;
+        let root = self.cfg.recordings_dir.clone();
         let Some(call) = self.calls.get_mut(key) else {
             return;
         };
-        let caller_side = RelaySide {
-            remote: call.media.negotiated.remote,
-            codec: call.media.negotiated.codec,
-            telephone_event: call.media.negotiated.telephone_event,
-        };
+        let caller_codec = call.media.negotiated.codec;
+        let policy = call
+            .plan
+            .as_ref()
+            .and_then(|p| p.recording)
+            .unwrap_or_default();
         let Some(leg) = call.legs.get_mut(idx) else {
             return;
         };
-        let (Some(n), Some(agent_pair), Some(caller_pair)) =
-            (leg.negotiated, leg.pair.take(), call.media.pair.take())
-        else {
+        let (Some(n), Some(agent_pair)) = (leg.negotiated, leg.pair.take()) else {
             return;
         };
         let agent_side = RelaySide {
@@ -31,22 +36,37 @@ impl Node {
             codec: n.codec,
             telephone_event: n.telephone_event,
         };
-        if agent_side.codec != caller_side.codec {
-            tracing::info!(call_id = %key, caller = ?caller_side.codec, agent = ?agent_side.codec, "transcoding");
+        if agent_side.codec != caller_codec {
+            tracing::info!(call_id = %key, caller = ?caller_codec, agent = ?agent_side.codec, "transcoding");
         }
-        let call_key = key.to_owned();
-        call.relay = Some(spawn_relay(
-            caller_pair,
-            agent_pair,
-            RelayConfig {
-                caller: caller_side,
-                agent: agent_side,
-                inactivity,
-            },
-            move || {
-                let _ = inbox.try_send(Input::MediaTimeout { call: call_key });
-            },
-        ));
+        let mode = pb::RecordingMode::try_from(policy.mode).unwrap_or(pb::RecordingMode::None);
+        let limit = super::events::from_duration(policy.limit.as_ref());
+        let recorder = match (mode, root) {
+            (pb::RecordingMode::Full, Some(root)) => Some((root, None)),
+            (pb::RecordingMode::First, Some(root)) if limit.is_some_and(|l| !l.is_zero()) => {
+                Some((root, limit))
+            }
+            (pb::RecordingMode::Full | pb::RecordingMode::First, None) => {
+                tracing::warn!(call_id = %key, "the number records calls but no recordings folder is configured");
+                None
+            }
+            _ => None,
+        }
+        .map(|(root, limit)| {
+            let path = record::relative_path("calls", key);
+            let (recorder, handle) = record::start(&root, path, 2, limit);
+            call.recording = Some((handle, mode));
+            recorder
+        });
+        call.ringback = false;
+        match &call.session {
+            Some(session) => session.send(Cmd::Bridge {
+                agent: agent_pair,
+                side: agent_side,
+                recorder,
+            }),
+            None => tracing::warn!(call_id = %key, "no caller media to bridge"),
+        }
     }
 
     /// ACKs a 2xx on a leg (RFC 3261 §13.2.2.4), through the dialog's route.

@@ -1,5 +1,5 @@
 //! A call: the caller's side (the INVITE we answer) and its lifecycle — admission, routing,
-//! the router's verdict, cancellation and the end.
+//! the router's verdict, cancellation. How a call ends is in [`super::ending`].
 
 use std::time::Instant;
 
@@ -8,11 +8,14 @@ use dialtone_proto::v1::call_event::Kind;
 use rsipstack::sip::{HeadersExt, Request};
 
 use super::actor::{Node, TxRole};
+use super::ending::Ending;
 use super::events::CallEvents;
 use super::legs::{Leg, LegState};
 use super::plan::{Exec, QueueState};
-use super::router::{ReplyBody, Report};
-use super::rtp::{RelayHandle, RtpPair};
+use super::record::RecordingHandle;
+use super::router::ReplyBody;
+use super::rtp::{RelaySide, RtpPair};
+use super::session::{self, SessionHandle};
 use super::sipmsg;
 use crate::media::sdp::{self, Codec, Negotiated};
 use crate::sip::Peer;
@@ -47,56 +50,14 @@ pub(super) enum CallerState {
     Finished,
 }
 
-/// The caller's media: our socket pair, the SDP we answer with, what it settled.
+/// The caller's media: our socket pair (until the call's media task takes it), the SDP we
+/// answer with, what it settled.
 #[derive(Debug)]
 pub(super) struct CallerMedia {
     pub(super) pair: Option<RtpPair>,
     pub(super) port: u16,
     pub(super) answer: String,
     pub(super) negotiated: Negotiated,
-}
-
-/// How a call ends.
-#[derive(Debug, Clone)]
-pub(super) struct Ending {
-    pub(super) party: pb::HangupParty,
-    pub(super) disposition: pb::CallDisposition,
-    /// Final response to the caller when it was never answered.
-    pub(super) sip_code: u16,
-    pub(super) reason: String,
-    pub(super) cancel_cause: pb::LegCancelCause,
-}
-
-impl Ending {
-    pub(super) fn shutdown() -> Self {
-        Ending {
-            party: pb::HangupParty::System,
-            disposition: pb::CallDisposition::NotAnswered,
-            sip_code: 503,
-            reason: "media node shut down".into(),
-            cancel_cause: pb::LegCancelCause::System,
-        }
-    }
-
-    pub(super) fn media_timeout() -> Self {
-        Ending {
-            party: pb::HangupParty::System,
-            disposition: pb::CallDisposition::Answered,
-            sip_code: 0,
-            reason: "media timeout: no RTP".into(),
-            cancel_cause: pb::LegCancelCause::System,
-        }
-    }
-
-    pub(super) fn not_answered(code: u16, reason: &str) -> Self {
-        Ending {
-            party: pb::HangupParty::System,
-            disposition: pb::CallDisposition::NotAnswered,
-            sip_code: code,
-            reason: reason.into(),
-            cancel_cause: pb::LegCancelCause::System,
-        }
-    }
 }
 
 /// One call on this node.
@@ -120,11 +81,22 @@ pub(super) struct Call {
     pub(super) exec: Exec,
     pub(super) legs: Vec<Leg>,
     pub(super) answered: Option<usize>,
-    pub(super) relay: Option<RelayHandle>,
+    /// The caller's media task: prompts, digits, voicemail, then the relay.
+    pub(super) session: Option<SessionHandle>,
     pub(super) phase: pb::CallPhase,
     pub(super) queue: Option<QueueState>,
     pub(super) reserved_any: bool,
     pub(super) sdp_version: u64,
+    /// The last playlist id given to the media task.
+    pub(super) media_seq: u64,
+    /// The ringback tone plays (the caller was answered before agents rang).
+    pub(super) ringback: bool,
+    /// The voicemail message being (or just) recorded, with the greeting played before it.
+    pub(super) voicemail: Option<(RecordingHandle, String)>,
+    /// The call recording with the number's recording mode.
+    pub(super) recording: Option<(RecordingHandle, pb::RecordingMode)>,
+    /// The caller chose a queue callback: the call ends as such however it ends.
+    pub(super) callback_chosen: bool,
 }
 
 impl Call {
@@ -179,7 +151,7 @@ impl Node {
             return;
         };
         let caller_number = caller_of(&request).unwrap_or_default();
-        let media = match self.caller_media(&request) {
+        let mut media = match self.caller_media(&request) {
             Ok(m) => m,
             Err(code) => {
                 self.reply(tx, &request, code, Some(&local_tag), &[]);
@@ -188,6 +160,20 @@ impl Node {
         };
         let key = self.new_call_key();
         span.record("call_id", key.as_str());
+        let session = media.pair.take().map(|pair| {
+            session::spawn(session::Setup {
+                pair,
+                side: RelaySide {
+                    remote: media.negotiated.remote,
+                    codec: media.negotiated.codec,
+                    telephone_event: media.negotiated.telephone_event,
+                },
+                call: key.clone(),
+                inbox: self.inbox.clone(),
+                prompts: self.prompts.clone(),
+                inactivity: self.cfg.media_timeout,
+            })
+        });
         let call_span = tracing::info_span!("call", call_id = %key, number = %number);
         let sip_call_id = request
             .call_id_header()
@@ -241,11 +227,16 @@ impl Node {
             exec: Exec::default(),
             legs: Vec::new(),
             answered: None,
-            relay: None,
+            session,
             phase: pb::CallPhase::Routing,
             queue: None,
             reserved_any: false,
             sdp_version: 1,
+            media_seq: 0,
+            ringback: false,
+            voicemail: None,
+            recording: None,
+            callback_chosen: false,
         };
         self.calls.insert(key, call);
     }
@@ -474,96 +465,6 @@ impl Node {
                 cancel_cause: pb::LegCancelCause::CallerHungUp,
             },
         );
-    }
-
-    /// Ends a call: cancels ringing legs, hangs up answered sides (except the one that hung
-    /// up), answers a pending INVITE, tells the router and the reporter, frees the media.
-    pub(super) fn end_call(&mut self, key: &str, ending: Ending) {
-        let ringing: Vec<usize> = match self.calls.get(key) {
-            Some(c) => c.ringing_legs().collect(),
-            None => return,
-        };
-        for idx in ringing {
-            self.cancel_leg(key, idx, ending.cancel_cause);
-        }
-        self.leave_queue_on_end(key, &ending);
-        let Some(call) = self.calls.get(key) else {
-            return;
-        };
-        let state = call.state;
-        let answered = call.answered;
-        // The final response the caller got, for CallEnded (0 once answered: ended by BYE).
-        let mut sip_code = 0u32;
-        if matches!(state, CallerState::Routing | CallerState::Alerted) {
-            let code = if ending.sip_code >= 300 {
-                ending.sip_code
-            } else {
-                480
-            };
-            self.reply_caller(key, code, false);
-            sip_code = u32::from(code);
-        } else if state == CallerState::Finished {
-            sip_code = u32::from(ending.sip_code);
-        }
-        if state == CallerState::Answered && ending.party != pb::HangupParty::Client {
-            self.send_bye(key, Side::Caller);
-        }
-        if let Some(idx) = answered
-            && ending.party != pb::HangupParty::Agent
-        {
-            self.send_bye(key, Side::Leg(idx));
-        }
-        let Some(mut call) = self.calls.remove(key) else {
-            return;
-        };
-        let _g = call.span.clone().entered();
-        if let Some(idx) = answered
-            && let Some(leg) = call.legs.get_mut(idx)
-        {
-            leg.state = LegState::Ended;
-            if !leg.agent.is_empty() {
-                let ev = self.leg_event(&call.key, leg, pb::LegEventKind::Ended, 0, false);
-                self.router.report(Report::Leg(ev));
-            }
-        }
-        if call.reserved_any {
-            self.router
-                .report(Report::Release(pb::ReleaseAgentsRequest {
-                    call_id: call.key.clone(),
-                    agents: Vec::new(),
-                }));
-        }
-        call.emit(Kind::CallEnded(pb::CallEnded {
-            hangup_party: ending.party as i32,
-            disposition: ending.disposition as i32,
-            sip_code,
-            reason: ending.reason.clone(),
-        }));
-        tracing::info!(call_id = %call.key, duration = ?call.started.elapsed(), disposition = ?ending.disposition, party = ?ending.party, reason = %ending.reason, events = call.events.count(), "call ended");
-        call.relay = None;
-        self.ports.release(call.media.port);
-        for leg in &call.legs {
-            self.ports.release(leg.port);
-            if let Some(id) = &leg.dialog {
-                self.dialogs.remove(id);
-                self.dialog_owner.remove(id);
-            }
-            if matches!(leg.state, LegState::Cancelled) {
-                self.tx_role.insert(
-                    leg.tx,
-                    TxRole::Orphan {
-                        invite: Box::new(leg.invite.clone()),
-                        dest: leg.dest,
-                        contact: leg.contact.clone(),
-                    },
-                );
-            }
-        }
-        if let Some(id) = &call.caller_dialog {
-            self.dialogs.remove(id);
-            self.dialog_owner.remove(id);
-        }
-        self.health.metrics().active_calls.dec();
     }
 
     /// The caller's dialog, created when we answer.

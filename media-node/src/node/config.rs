@@ -1,6 +1,7 @@
 //! The media node's settings.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::guard::GuardConfig;
@@ -53,6 +54,21 @@ pub struct NodeConfig {
     /// The registrar (realm, nonce secret shared by all nodes, expiry limits, failure
     /// limits). An empty nonce secret is replaced by a random one at start.
     pub registrar: RegistrarConfig,
+    /// Where prompts are read: `<prompts_dir>/<name>.wav`, 8 kHz mono PCM16, µ-law or A-law
+    /// (standalone: `prompts/` beside the manifests; in a cluster: the mounted prompts
+    /// ConfigMap). Unset: calls hear no prompts (menus still take digits).
+    pub prompts_dir: Option<PathBuf>,
+    /// Where voicemail messages and call recordings are written (`voicemail/…`,
+    /// `calls/…`; events carry paths relative to it). Unset: nothing is recorded and
+    /// voicemail steps are skipped.
+    pub recordings_dir: Option<PathBuf>,
+    /// Longest voicemail message when the plan gives none.
+    pub voicemail_max: Duration,
+    /// Silence that ends a voicemail message when the manifest's `silenceSeconds` cannot be
+    /// found (backup plans).
+    pub voicemail_silence: Duration,
+    /// Shortest time between two position announcements to a queued caller.
+    pub announce_every: Duration,
 }
 
 impl NodeConfig {
@@ -78,6 +94,11 @@ impl NodeConfig {
             contact_user: "dialtone".into(),
             guard: GuardConfig::default(),
             registrar: RegistrarConfig::default(),
+            prompts_dir: None,
+            recordings_dir: None,
+            voicemail_max: Duration::from_secs(120),
+            voicemail_silence: Duration::from_secs(5),
+            announce_every: Duration::from_secs(30),
         }
     }
 

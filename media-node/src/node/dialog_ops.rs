@@ -8,7 +8,8 @@ use dialtone_proto::v1 as pb;
 use rsipstack::sip::{Method, Request, Response};
 
 use super::actor::{Node, TxRole};
-use super::call::{CallerState, Ending, Side};
+use super::call::{CallerState, Side};
+use super::ending::Ending;
 use super::legs::LegState;
 use super::router::{Reply, ReplyBody};
 use super::sipmsg;
@@ -181,6 +182,7 @@ impl Node {
             ReplyBody::QueueJoined(_) => self.on_queue_joined(&call, generation, body),
             ReplyBody::QueueNext(_) => self.on_queue_next(&call, generation, body),
             ReplyBody::Owner(_) => self.on_owner(&call, generation, body),
+            ReplyBody::Callback(_) => self.on_callback(&call, body),
         }
     }
 
@@ -194,11 +196,15 @@ impl Node {
         let _g = span.enter();
         let local_tag = self.local_tag(key, side);
         let answered = call.answered;
+        let caller_answered = call.state == CallerState::Answered;
         match request.method {
             Method::Bye => {
                 self.reply(tx, &request, 200, local_tag.as_deref(), &[]);
                 match side {
-                    Side::Caller => self.end_call(key, hung_up(pb::HangupParty::Client)),
+                    Side::Caller => {
+                        let ending = self.caller_hung_up(key);
+                        self.end_call(key, ending);
+                    }
                     Side::Leg(i) if Some(i) == answered => {
                         self.end_call(key, hung_up(pb::HangupParty::Agent))
                     }
@@ -218,12 +224,44 @@ impl Node {
                 match other {
                     Some(other) => self.pass_through(key, side, other, tx, request),
                     None if request.method == Method::Info => {
-                        self.reply(tx, &request, 200, local_tag.as_deref(), &[])
+                        self.reply(tx, &request, 200, local_tag.as_deref(), &[]);
+                        if side == Side::Caller {
+                            self.info_dtmf(key, &request);
+                        }
+                    }
+                    None if side == Side::Caller && caller_answered => {
+                        // A session refresh (or a codec re-offer) while the caller hears the
+                        // node: our media does not change, so the answer is the one they have.
+                        self.reply_sdp(key, tx, &request, local_tag.as_deref());
                     }
                     None => self.reply(tx, &request, 491, local_tag.as_deref(), &[]),
                 }
             }
             _ => self.reply(tx, &request, 200, local_tag.as_deref(), &[]),
+        }
+    }
+
+    /// A key pressed in SIP INFO (the fallback of phones that send no RFC 4733 events).
+    fn info_dtmf(&mut self, key: &str, request: &Request) {
+        let ct = sipmsg::header(&request.headers, "Content-Type").unwrap_or_default();
+        match crate::media::dtmf::from_info(&ct, &request.body) {
+            Some(digit) => self.on_digit(key, digit),
+            None => tracing::debug!(call_id = %key, content_type = %ct, "INFO without a key"),
+        }
+    }
+
+    /// Answers an in-dialog INVITE / UPDATE from the caller with our unchanged SDP.
+    fn reply_sdp(&mut self, key: &str, tx: TxId, request: &Request, tag: Option<&str>) {
+        let Some(call) = self.calls.get(key) else {
+            return;
+        };
+        let body = (request.method == Method::Invite || !request.body.is_empty())
+            .then(|| call.media.answer.clone());
+        let response =
+            sipmsg::respond(request, 200, tag, Some(&call.contact), body.as_deref(), &[]);
+        match self.layer.send_response(Instant::now(), tx, response) {
+            Ok(actions) => self.execute(actions),
+            Err(e) => tracing::debug!(error = %e, "response to the caller's re-INVITE not sent"),
         }
     }
 

@@ -280,6 +280,9 @@ impl Node {
                         call.state = CallerState::Alerted;
                     }
                     self.reply_caller(key, 180, false);
+                } else {
+                    // Already answered for a prompt: the caller hears our ringback tone.
+                    self.ringback(key);
                 }
             }
             200..=299 => self.leg_answered(key, idx, response),
@@ -319,8 +322,8 @@ impl Node {
         let Some(call) = self.calls.get_mut(key) else {
             return;
         };
-        let won = call.answered.is_none()
-            && matches!(call.state, CallerState::Routing | CallerState::Alerted);
+        // The caller may already be answered (prompts, menu, queue): still not bridged.
+        let won = call.answered.is_none() && call.state != CallerState::Finished;
         let Some(leg) = call.legs.get_mut(idx) else {
             return;
         };
@@ -366,12 +369,16 @@ impl Node {
         for other in others {
             self.cancel_leg(key, other, pb::LegCancelCause::ColleagueAnswered);
         }
+        let mut answer_caller = false;
         if let Some(call) = self.calls.get_mut(key) {
+            answer_caller = call.state != CallerState::Answered;
             call.state = CallerState::Answered;
             call.exec.generation += 1;
         }
-        self.reply_caller(key, 200, true);
-        self.confirm_caller_dialog(key);
+        if answer_caller {
+            self.reply_caller(key, 200, true);
+            self.confirm_caller_dialog(key);
+        }
         self.bridge(key, idx);
         self.queue_answered(key);
         if let Some(call) = self.calls.get_mut(key) {

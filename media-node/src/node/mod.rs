@@ -11,7 +11,27 @@
 //! - router RPCs, each run in a task of its own with a deadline, whose replies come back as
 //!   messages (the actor never awaits the router, so a slow router delays one call, not the
 //!   node),
-//! - RTP relay tasks, which report media inactivity.
+//! - a media task per call ([`session`]), which owns the caller's RTP sockets: it plays
+//!   prompts paced every 20 ms, hears DTMF, records voicemail, and once an agent answers
+//!   relays (and records) between caller and agent; it reports prompts played to their end,
+//!   key presses, messages ended and media inactivity.
+//!
+//! # The media plane, as the caller hears it
+//!
+//! A call whose plan starts with ringing stays unanswered while agents ring: the caller's
+//! carrier plays its own ringback on our 180, and a call nobody answers is never billed. As
+//! soon as the plan needs the caller to hear or press something — the number's welcome
+//! prompt, a `play`, `menu`, `queue` or `voicemail` step — the node answers (200 with its
+//! SDP) and plays it. Agents rung after that are announced with a ringback tone the node
+//! synthesises (425 Hz, 1 s on, 4 s off) rather than with early media, which would need the
+//! call unanswered again. Queued callers hear the queue's hold music (the ringback tone
+//! without one) and, with `announcePosition`, `queue-position-N` (N ≤ 9) or
+//! `queue-position-many`. Menus take RFC 4733 telephone events and SIP INFO
+//! (`application/dtmf-relay`, `application/dtmf`); a key pressed during the menu prompt
+//! stops it. Voicemail plays the greeting (which ends with its own beep, as the demo's do; a
+//! synthesised beep when there is no greeting), then records the caller until
+//! `silenceSeconds` of silence, `maxSeconds` or the hang-up. Recordings are 2-channel WAV,
+//! caller left, agent right ([`record`]).
 //!
 //! The actor sleeps until the earliest of the transaction layer's
 //! [`next_timer`](crate::sip::transaction::TransactionLayer::next_timer) and its own call
@@ -37,26 +57,37 @@
 //! ```
 
 mod actor;
+mod audio;
 mod backup;
 mod bridge;
 mod call;
 mod config;
 mod dialog_ops;
+mod ending;
 mod events;
 mod health;
+mod hold;
+mod ivr;
 mod legs;
 mod owner;
 mod plan;
+mod prompts;
 mod queue;
+mod record;
 mod registrar;
 mod router;
 mod rtp;
+mod session;
 mod sipmsg;
 mod transport;
+mod voicemail;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a failure stops the test with the error
 mod tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failure stops the test with the error
+mod tests_media;
 
 pub use config::NodeConfig;
 pub use events::{ChannelSink, EventSink, LogSink, SpoolSink};

@@ -1,6 +1,7 @@
-//! Running a call's plan step by step: ring steps (simultaneous or sequential, agents
-//! reserved first), queues (QueueJoin / QueueNextAgent polling), owner lookups, jumps, and the
-//! hand-off points of the media plane (play, menu, voicemail: see the TODOs).
+//! Running a call's plan step by step: the welcome prompt, ring steps (simultaneous or
+//! sequential, agents reserved first), queues (QueueJoin / QueueNextAgent polling), owner
+//! lookups, jumps, and the steps the caller hears (play, menu, voicemail: [`super::audio`],
+//! [`super::ivr`], [`super::voicemail`]).
 //!
 //! Each stage of a call (a ring step, a sequential target, a queue offer) has a
 //! *generation*; legs, timers and router answers carry the generation they belong to, so
@@ -14,7 +15,8 @@ use dialtone_proto::v1::call_event::Kind;
 use dialtone_proto::v1::plan_step::Step as PStep;
 
 use super::actor::{Node, Timer, TimerKind};
-use super::call::{CallerState, Ending};
+use super::call::CallerState;
+use super::ending::Ending;
 use super::events::{duration, from_duration};
 use super::legs::LegRequest;
 use super::router::{ReplyBody, Report};
@@ -55,6 +57,16 @@ pub(super) enum Mode {
     Queue { waiting: bool },
     /// Waiting for the owner lookup.
     Owner { ring: Duration, started: Instant },
+    /// The number's welcome prompt plays (playlist `play`).
+    Welcome { play: u64, prompt: String },
+    /// A `play` step's prompt plays.
+    Play { play: u64 },
+    /// In an IVR menu.
+    Menu(Box<super::ivr::MenuState>),
+    /// A voicemail step: the greeting, then the message.
+    Voicemail(super::voicemail::VoicemailStage),
+    /// The caller chose a queue callback: the confirmation plays, then we hang up.
+    Goodbye { play: u64 },
 }
 
 /// A call waiting in a queue.
@@ -63,6 +75,10 @@ pub(super) struct QueueState {
     pub(super) id: u64,
     pub(super) step: pb::QueueStep,
     pub(super) joined: Instant,
+    /// The position last announced to the caller, and when.
+    pub(super) announced: Option<(u32, Instant)>,
+    /// QueueRequestCallback was asked and not answered yet.
+    pub(super) callback_pending: bool,
 }
 
 impl Node {
@@ -82,10 +98,7 @@ impl Node {
             config_version: plan.config_version.clone(),
         }));
         tracing::info!(call_id = %key, scheme = %plan.scheme, backup = ?backup, "route selected");
-        if !plan.welcome_prompt.is_empty() {
-            // TODO(media plane, issue 7): play the welcome prompt (WelcomeStarted/Finished).
-            tracing::info!(call_id = %key, prompt = %plan.welcome_prompt, "TODO: welcome prompt not played yet (media-plane issue); skipped");
-        }
+        let welcome = plan.welcome_prompt.clone();
         call.exec = Exec {
             scheme: plan.scheme.clone(),
             steps: plan.steps.clone(),
@@ -95,7 +108,11 @@ impl Node {
             entered: 0,
         };
         call.plan = Some(plan);
-        self.enter_step(key);
+        if welcome.is_empty() {
+            self.enter_step(key);
+        } else {
+            self.start_welcome(key, welcome);
+        }
     }
 
     /// Runs the step at the cursor, skipping those this slice cannot run.
@@ -104,7 +121,8 @@ impl Node {
             let Some(call) = self.calls.get_mut(key) else {
                 return;
             };
-            if call.state != CallerState::Routing && call.state != CallerState::Alerted {
+            // Bridged (an agent answered) or the caller is gone: the plan is over.
+            if call.state == CallerState::Finished || call.answered.is_some() {
                 return;
             }
             call.exec.generation += 1;
@@ -137,6 +155,8 @@ impl Node {
                         from_duration(r.timeout.as_ref()).unwrap_or(self.cfg.default_ring_timeout);
                     call.phase = pb::CallPhase::Ringing;
                     self.start_ring(key, r.targets, mode, timeout, false);
+                    // A caller we answered hears ringback, not the last prompt's silence.
+                    self.ringback(key);
                     return;
                 }
                 Some(PStep::Queue(q)) => {
@@ -144,28 +164,24 @@ impl Node {
                     self.start_queue(key, q);
                     return;
                 }
-                Some(PStep::OwnerLookup(o)) if self.start_owner(key, &o) => return,
+                Some(PStep::OwnerLookup(o)) if self.start_owner(key, &o) => {
+                    self.ringback(key);
+                    return;
+                }
                 Some(PStep::OwnerLookup(_)) => {}
                 Some(PStep::Hangup(_)) => {
                     self.end_call(key, Ending::not_answered(480, "hangup step"));
                     return;
                 }
                 Some(PStep::Menu(m)) => {
-                    // TODO(media plane, issue 7): play the menu prompt and collect digits.
-                    tracing::info!(call_id = %key, prompt = %m.prompt, "TODO: menus need the media plane; taking the default");
-                    if let Some(target) = m.default_target.and_then(|t| t.target) {
-                        self.jump(key, target);
-                        return;
-                    }
+                    self.start_menu(key, m, step.index);
+                    return;
                 }
-                Some(PStep::Play(p)) => {
-                    // TODO(media plane, issue 7): play the prompt, paced every 20 ms.
-                    tracing::info!(call_id = %key, prompt = %p.prompt, "TODO: prompts need the media plane; skipped");
+                Some(PStep::Play(p)) if self.start_play(key, p.prompt.clone()) => return,
+                Some(PStep::Voicemail(v)) if self.start_voicemail(key, v.clone(), step.index) => {
+                    return;
                 }
-                Some(PStep::Voicemail(v)) => {
-                    // TODO(media plane, issue 7): greeting, then record the message.
-                    tracing::info!(call_id = %key, greeting = %v.greeting, "TODO: voicemail needs the media plane; skipped");
-                }
+                Some(PStep::Play(_) | PStep::Voicemail(_)) => {}
                 None => {}
             }
             if let Some(call) = self.calls.get_mut(key) {
@@ -440,7 +456,7 @@ impl Node {
         let waiting = match &call.exec.mode {
             Mode::Ring { waiting, .. } | Mode::Queue { waiting } => *waiting,
             Mode::Owner { .. } => true,
-            Mode::Idle => return,
+            _ => return,
         };
         let ringing = call
             .ringing_legs()

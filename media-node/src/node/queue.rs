@@ -1,9 +1,7 @@
 //! Queue steps through the router's queue engine: join, poll QueueNextAgent for offers,
 //! ring the offered (already reserved) agents, leave when answered, hung up, overflowing or
-//! past the maximum wait.
-//!
-//! Hold music and position announcements are the media plane's (issue 7): the caller hears
-//! nothing (or the agent leg's 180 as ringing) while waiting in this slice.
+//! past the maximum wait. What the waiting caller hears and the callback digit are in
+//! [`super::hold`].
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +9,7 @@ use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::call_event::Kind;
 
 use super::actor::{Node, Timer, TimerKind};
-use super::call::Ending;
+use super::ending::Ending;
 use super::events::{duration, from_duration};
 use super::plan::{Mode, QueueState};
 use super::router::{ReplyBody, Report};
@@ -26,10 +24,6 @@ impl Node {
         };
         let id = call.exec.generation;
         call.exec.mode = Mode::Queue { waiting: true };
-        if !step.callback_digit.is_empty() || !step.hold_music.is_empty() {
-            // TODO(media plane, issue 7): hold music, position announcements, callback digit.
-            tracing::info!(call_id = %key, queue = %step.queue, "TODO: hold music / announcements / callback digit need the media plane");
-        }
         let now = Instant::now();
         let max_wait = from_duration(step.max_wait.as_ref()).filter(|d| !d.is_zero());
         let overflow = from_duration(step.overflow_after.as_ref())
@@ -44,9 +38,12 @@ impl Node {
             id,
             step,
             joined: now,
+            announced: None,
+            callback_pending: false,
         });
         let generation = call.exec.generation;
         self.router.queue_join(key, generation, req);
+        self.start_hold(key);
         if let Some(d) = max_wait {
             self.arm(
                 now + d,
@@ -89,6 +86,7 @@ impl Node {
                     position: r.position,
                 }));
                 tracing::info!(call_id = %key, %queue, position = r.position, "queue joined");
+                self.announce_position(key, r.position);
                 self.queue_poll(key);
             }
             Err(e) => {
@@ -161,7 +159,10 @@ impl Node {
                 let wait = match other {
                     Ok(pb::QueueNextAgentResponse {
                         outcome: Some(Outcome::Wait(w)),
-                    }) => from_duration(w.retry_after.as_ref()).unwrap_or(poll_max),
+                    }) => {
+                        self.announce_position(key, w.position);
+                        from_duration(w.retry_after.as_ref()).unwrap_or(poll_max)
+                    }
                     Ok(_) => poll_max,
                     Err(e) => {
                         tracing::warn!(call_id = %key, error = %e, "QueueNextAgent failed: asking again later");

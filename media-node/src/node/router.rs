@@ -1,6 +1,6 @@
 //! Talking to the router without ever blocking the actor.
 //!
-//! Questions (PlanCall, ReserveAgents, queue calls, owner lookups) each run in
+//! Questions (PlanCall, ReserveAgents, queue calls and callbacks, owner lookups) each run in
 //! a task of their own with a deadline; the answer comes back to the actor as
 //! [`Input::Router`] tagged with the call and the call's *stage generation*, so an answer
 //! that arrives after the call moved on is recognised as stale. Reports (leg events,
@@ -35,6 +35,7 @@ pub(super) enum ReplyBody {
     QueueJoined(Result<pb::QueueJoinResponse, String>),
     QueueNext(Result<pb::QueueNextAgentResponse, String>),
     Owner(Result<pb::OwnerResponse, String>),
+    Callback(Result<pb::QueueRequestCallbackResponse, String>),
 }
 
 /// Reports sent in order, fire and forget (failures are logged: presence heals from the
@@ -144,6 +145,21 @@ impl RouterLink {
             self.timeout,
             move |mut c| async move { c.queue_next_agent(req).await },
             ReplyBody::QueueNext,
+        );
+    }
+
+    pub(super) fn queue_callback(
+        &self,
+        call: &str,
+        generation: u64,
+        req: pb::QueueRequestCallbackRequest,
+    ) {
+        self.ask(
+            call,
+            generation,
+            self.timeout,
+            move |mut c| async move { c.queue_request_callback(req).await },
+            ReplyBody::Callback,
         );
     }
 

@@ -1,11 +1,13 @@
 //! RTP anchoring: the port pool and the relay between a caller's and an agent's sockets.
 //!
 //! Every leg gets its own even RTP port and the odd RTCP port above it, so the SDP we give
-//! each side names a socket that only that side uses. Once a call is bridged one task relays
-//! between the two pairs with symmetric latching (RFC 4961 style, for NAT: media goes to
-//! where the first packet came from, not to what the SDP said), transcodes PCMU↔PCMA when the
-//! legs settled different codecs, renumbers telephone-event payload types, relays RTCP as
-//! is, and reports when neither side sent RTP for the inactivity time.
+//! each side names a socket that only that side uses. Once a call is bridged the call's media
+//! task ([`super::session`]) relays between the two pairs with symmetric latching (RFC 4961
+//! style, for NAT: media goes to where the first packet came from, not to what the SDP said),
+//! transcodes PCMU↔PCMA when the legs settled different codecs, renumbers telephone-event
+//! payload types, relays RTCP as is, feeds the call recording when the number records, and
+//! reports when neither side sent RTP for the inactivity time. [`spawn_relay`] runs the same
+//! relay on its own (benchmarks, tests).
 
 use std::collections::HashSet;
 use std::io;
@@ -13,10 +15,11 @@ use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::record::Recorder;
 use crate::media::sdp::Codec;
 use crate::media::{g711, rtp};
 
@@ -128,7 +131,7 @@ pub struct RelayConfig {
 /// A running relay; dropping it stops the relay and closes its sockets.
 #[derive(Debug)]
 pub struct RelayHandle {
-    _stop: oneshot::Sender<()>,
+    _stop: mpsc::UnboundedSender<()>,
     task: JoinHandle<()>,
 }
 
@@ -139,19 +142,21 @@ impl RelayHandle {
     }
 }
 
-struct Leg {
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
-    side: RelaySide,
-    rtp_peer: Option<SocketAddr>,
+/// One side's sockets and where its media goes (latched on its first packet).
+pub(super) struct Endpoint {
+    pub(super) rtp: UdpSocket,
+    pub(super) rtcp: UdpSocket,
+    pub(super) side: RelaySide,
+    pub(super) rtp_peer: Option<SocketAddr>,
     rtcp_peer: Option<SocketAddr>,
     rtp_latched: bool,
     rtcp_latched: bool,
 }
 
-impl Leg {
-    fn new(pair: RtpPair, side: RelaySide) -> io::Result<Self> {
-        Ok(Leg {
+impl Endpoint {
+    /// Takes a pair's sockets into tokio (must run inside the runtime).
+    pub(super) fn new(pair: RtpPair, side: RelaySide) -> io::Result<Self> {
+        Ok(Endpoint {
             rtp: UdpSocket::from_std(pair.rtp)?,
             rtcp: UdpSocket::from_std(pair.rtcp)?,
             rtp_peer: side.remote,
@@ -164,7 +169,8 @@ impl Leg {
         })
     }
 
-    fn latch_rtp(&mut self, from: SocketAddr) {
+    /// Media goes back where the side's first RTP packet came from (NAT).
+    pub(super) fn latch_rtp(&mut self, from: SocketAddr) {
         if !self.rtp_latched {
             self.rtp_latched = true;
             self.rtp_peer = Some(from);
@@ -174,12 +180,29 @@ impl Leg {
         }
     }
 
-    fn latch_rtcp(&mut self, from: SocketAddr) {
+    /// RTCP goes back where the side's first RTCP packet came from.
+    pub(super) fn latch_rtcp(&mut self, from: SocketAddr) {
         if !self.rtcp_latched {
             self.rtcp_latched = true;
             self.rtcp_peer = Some(from);
         }
     }
+}
+
+/// Decodes a G.711 packet (by its own payload type, 0 or 8, so that a sender that switches
+/// codec mid-call is still heard) into `out`. False for anything else (events, comfort noise).
+pub(super) fn decode_audio(packet: &[u8], out: &mut Vec<i16>) -> bool {
+    let Ok(p) = rtp::parse(packet) else {
+        return false;
+    };
+    let decode: fn(u8) -> i16 = match p.payload_type {
+        0 => g711::ulaw_to_linear,
+        8 => g711::alaw_to_linear,
+        _ => return false,
+    };
+    out.clear();
+    out.extend(p.payload.iter().map(|b| decode(*b)));
+    true
 }
 
 /// Rewrites one RTP packet from side `from` for side `to` into `out`: codec transcoding
@@ -226,13 +249,13 @@ pub fn spawn_relay(
     config: RelayConfig,
     on_inactive: impl FnOnce() + Send + 'static,
 ) -> RelayHandle {
-    let (stop_tx, stop_rx) = oneshot::channel();
+    let (stop_tx, mut stop_rx) = mpsc::unbounded_channel::<()>();
     let task = tokio::spawn(async move {
-        let legs =
-            Leg::new(caller, config.caller).and_then(|c| Ok((c, Leg::new(agent, config.agent)?)));
+        let legs = Endpoint::new(caller, config.caller)
+            .and_then(|c| Ok((c, Endpoint::new(agent, config.agent)?)));
         match legs {
-            Ok((c, a)) => {
-                if relay(c, a, config.inactivity, stop_rx).await {
+            Ok((mut c, mut a)) => {
+                if relay(&mut c, &mut a, config.inactivity, &mut stop_rx, None).await {
                     on_inactive();
                 }
             }
@@ -245,18 +268,36 @@ pub fn spawn_relay(
     }
 }
 
-/// The relay loop. Returns true when it ended for inactivity.
-async fn relay(
-    mut c: Leg,
-    mut a: Leg,
+/// Feeds one relayed packet to the recording (channel 0 the caller, 1 the agent); the
+/// recording is dropped (and so finished) once its limit is reached.
+fn record(recorder: &mut Option<Recorder>, channel: usize, packet: &[u8], pcm: &mut Vec<i16>) {
+    let Some(rec) = recorder.as_mut() else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    if decode_audio(packet, pcm) {
+        rec.push_at(channel, pcm, now);
+    }
+    if rec.full_at(now) {
+        *recorder = None;
+    }
+}
+
+/// The relay loop, until `stop` closes (true is returned when it ended for inactivity
+/// instead). Messages on `stop` are ignored: the channel's closing is the signal.
+pub(super) async fn relay<T>(
+    c: &mut Endpoint,
+    a: &mut Endpoint,
     inactivity: Duration,
-    mut stop: oneshot::Receiver<()>,
+    stop: &mut mpsc::UnboundedReceiver<T>,
+    mut recorder: Option<Recorder>,
 ) -> bool {
     let mut in_c = vec![0u8; 2048];
     let mut in_a = vec![0u8; 2048];
     let mut ctl_c = vec![0u8; 2048];
     let mut ctl_a = vec![0u8; 2048];
     let mut out = Vec::with_capacity(2048);
+    let mut pcm = Vec::with_capacity(480);
     let mut last_rtp = Instant::now();
     loop {
         tokio::select! {
@@ -271,6 +312,7 @@ async fn relay(
                 if let Some(to) = a.rtp_peer && translate(packet, &c.side, &a.side, &mut out) {
                     let _ = a.rtp.try_send_to(&out, to);
                 }
+                record(&mut recorder, 0, packet, &mut pcm);
             }
             r = a.rtp.recv_from(&mut in_a) => {
                 let Ok((n, from)) = r else { continue };
@@ -283,6 +325,7 @@ async fn relay(
                 if let Some(to) = c.rtp_peer && translate(packet, &a.side, &c.side, &mut out) {
                     let _ = c.rtp.try_send_to(&out, to);
                 }
+                record(&mut recorder, 1, packet, &mut pcm);
             }
             r = c.rtcp.recv_from(&mut ctl_c) => {
                 let Ok((n, from)) = r else { continue };
@@ -299,7 +342,7 @@ async fn relay(
                 }
             }
             _ = tokio::time::sleep_until(last_rtp + inactivity) => return true,
-            _ = &mut stop => return false,
+            msg = stop.recv() => if msg.is_none() { return false },
         }
     }
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a part of the harness
 
+pub mod peer;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -78,6 +80,77 @@ spec:
   number: "+380440000002"
   carriers: [primary-trunk]
   routes: {open: test-busy-then-next}
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: PhoneNumber
+metadata: {name: test-menu, namespace: telephony}
+spec:
+  number: "+380440000010"
+  carriers: [primary-trunk]
+  routes: {open: main-menu}
+  welcome: welcome
+  recording: {mode: full}
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: ForwardingScheme
+metadata: {name: test-voicemail, namespace: telephony}
+spec:
+  steps:
+    - voicemail: {greeting: sales-voicemail-greeting, maxSeconds: 20, silenceSeconds: 2}
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: PhoneNumber
+metadata: {name: test-voicemail, namespace: telephony}
+spec:
+  number: "+380440000011"
+  carriers: [primary-trunk]
+  routes: {open: test-voicemail}
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: ForwardingScheme
+metadata: {name: test-record, namespace: telephony}
+spec:
+  steps:
+    - ring:
+        targets: [{agent: anna}]
+        timeoutSeconds: 10
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: PhoneNumber
+metadata: {name: test-record, namespace: telephony}
+spec:
+  number: "+380440000012"
+  carriers: [primary-trunk]
+  routes: {open: test-record}
+  recording: {mode: full}
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: CallQueue
+metadata: {name: test-callback, namespace: telephony}
+spec:
+  members: {agents: [taras]}
+  strategy: linear
+  ringTimeoutSeconds: 10
+  maxWaitSeconds: 60
+  holdMusic: hold-music
+  announcePosition: true
+  callbackDigit: "*"
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: ForwardingScheme
+metadata: {name: test-queue, namespace: telephony}
+spec:
+  steps:
+    - play: {prompt: welcome}
+    - queue: {name: test-callback}
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: PhoneNumber
+metadata: {name: test-queue, namespace: telephony}
+spec:
+  number: "+380440000014"
+  carriers: [primary-trunk]
+  routes: {open: test-queue}
 "#;
 
 /// The number whose scheme rings anna and bohdan at once.
@@ -86,6 +159,68 @@ pub const RING_ALL: &str = "+380440000001";
 pub const BUSY_THEN_NEXT: &str = "+380440000002";
 /// The number whose scheme rings anna for 2 s, then bohdan (one sequential step).
 pub const SEQUENTIAL: &str = "+380440000003";
+/// Always open, welcome prompt, the demo's main menu, full recording.
+pub const MENU: &str = "+380440000010";
+/// A voicemail (greeting, 2 s of silence end the message).
+pub const VOICEMAIL: &str = "+380440000011";
+/// Rings anna; full recording.
+pub const RECORDED: &str = "+380440000012";
+/// A play step, then a queue (member taras) with hold music, announcements, callback `*`.
+pub const QUEUE: &str = "+380440000014";
+
+/// The test prompts: short tones of distinct pitches instead of the demo's speech, so that
+/// tests run fast and can recognise what they hear. Returns (name, samples) pairs.
+pub fn test_prompts() -> Vec<(String, Vec<i16>)> {
+    use dialtone_media_node::media::tone::sine;
+    let mut out = vec![
+        ("welcome".to_owned(), sine(500.0, 1500, 6000)),
+        ("main-menu".to_owned(), sine(600.0, 1500, 6000)),
+        (
+            "sales-voicemail-greeting".to_owned(),
+            sine(700.0, 500, 6000),
+        ),
+        ("hold-music".to_owned(), sine(300.0, 1000, 6000)),
+        ("callback-confirmed".to_owned(), sine(900.0, 300, 6000)),
+        ("queue-position-many".to_owned(), sine(850.0, 300, 6000)),
+    ];
+    for n in 1..=9 {
+        out.push((
+            format!("queue-position-{n}"),
+            sine(800.0 + f64::from(n), 300, 6000),
+        ));
+    }
+    out
+}
+
+/// The folders a media-plane test needs: prompts (written) and recordings (empty).
+pub struct MediaDirs {
+    pub prompts: tempfile::TempDir,
+    pub recordings: tempfile::TempDir,
+}
+
+/// Writes the test prompts into a new folder and makes an empty recordings folder.
+pub fn media_dirs() -> MediaDirs {
+    let prompts = tempfile::tempdir().expect("tempdir");
+    for (name, samples) in test_prompts() {
+        let bytes = dialtone_media_node::media::wav::write_pcm16(&samples, 1);
+        std::fs::write(prompts.path().join(format!("{name}.wav")), bytes).expect("prompt");
+    }
+    MediaDirs {
+        prompts,
+        recordings: tempfile::tempdir().expect("tempdir"),
+    }
+}
+
+/// A harness whose node plays the test prompts and records under `dirs`.
+pub async fn start_media(rtp_base: u16, dirs: &MediaDirs) -> Harness {
+    let prompts = dirs.prompts.path().to_owned();
+    let recordings = dirs.recordings.path().to_owned();
+    start_with(rtp_base, move |cfg| {
+        cfg.prompts_dir = Some(prompts);
+        cfg.recordings_dir = Some(recordings);
+    })
+    .await
+}
 
 /// The demo manifests with the primary trunk's inbound sources on 127.0.0.1 only (so
 /// 127.0.0.2 is a stranger) and the test overlay.
@@ -385,7 +520,15 @@ pub fn kind(e: &pb::CallEvent) -> &'static str {
         Some(CallEnded(_)) => "call_ended",
         Some(QueueJoined(_)) => "queue_joined",
         Some(QueueLeft(_)) => "queue_left",
-        Some(_) => "other",
+        Some(WelcomeStarted(_)) => "welcome_started",
+        Some(WelcomeFinished(_)) => "welcome_finished",
+        Some(MenuEntered(_)) => "menu_entered",
+        Some(MenuDigit(_)) => "menu_digit",
+        Some(MenuLeft(_)) => "menu_left",
+        Some(VoicemailLeft(_)) => "voicemail_left",
+        Some(Recording(_)) => "recording_saved",
+        Some(CallbackOrdered(_)) => "callback_ordered",
+        Some(OwnerLookedUp(_)) => "owner_looked_up",
         None => "none",
     }
 }

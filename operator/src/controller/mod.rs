@@ -5,7 +5,8 @@
 //! Layout: [`watches`] (caches and what triggers a reconcile), [`validate`] (the shared loader,
 //! and what is published when something is broken), [`status`] (conditions and Events),
 //! [`apply`] (server-side apply of the desired objects), [`reconcile`] (the pipeline, requeue
-//! and backoff), [`cache`] (idempotence and clock-driven wake-ups).
+//! and backoff), [`cache`] (idempotence and clock-driven wake-ups), [`deletion_cost`] (the
+//! media-node pods' `controller.kubernetes.io/pod-deletion-cost`, from their active calls).
 //!
 //! Finalizers: none. Everything the operator creates carries an owner reference to its
 //! CallCenter, so the garbage collector removes it; the operator keeps nothing outside the API
@@ -13,6 +14,7 @@
 
 pub mod apply;
 pub mod cache;
+pub mod deletion_cost;
 pub mod reconcile;
 pub mod status;
 pub mod validate;
@@ -77,6 +79,9 @@ pub struct OperatorOptions {
     /// How long the controller waits for more changes before reconciling (trailing-edge
     /// debounce: `kubectl apply -f dir/` of many objects becomes a few reconciles).
     pub debounce: Duration,
+    /// How often the media nodes' active calls are read to keep their pods'
+    /// `controller.kubernetes.io/pod-deletion-cost` current (on the operator's clock).
+    pub deletion_cost_interval: Duration,
 }
 
 impl Default for OperatorOptions {
@@ -97,6 +102,7 @@ impl Default for OperatorOptions {
             otlp_endpoint: None,
             lease: LeaseTimings::default(),
             debounce: Duration::from_millis(250),
+            deletion_cost_interval: Duration::from_secs(10),
         }
     }
 }
@@ -128,6 +134,9 @@ impl OperatorOptions {
         }
         if self.resync_interval.is_zero() {
             return bad("the resync interval must be positive".to_owned());
+        }
+        if self.deletion_cost_interval.is_zero() {
+            return bad("the deletion cost interval must be positive".to_owned());
         }
         if let Some(ns) = self.watch_namespaces.iter().find(|n| n.is_empty()) {
             return bad(format!("empty watch namespace in {ns:?}"));
@@ -172,6 +181,12 @@ pub struct Activity {
     pub total: ReconcileReport,
     /// Writes of the last reconcile.
     pub last: ReconcileReport,
+    /// Deletion-cost rounds completed (every media-node pod scraped once).
+    pub cost_rounds: u64,
+    /// Pod deletion-cost annotations patched.
+    pub cost_patches: u64,
+    /// Media-node scrapes that failed.
+    pub cost_scrape_failures: u64,
 }
 
 /// A shared, observable [`Activity`].
@@ -232,6 +247,14 @@ impl Observer {
         self.activity.send_modify(|a| {
             a.lease_checks += 1;
             a.standing_by_for = holder;
+        });
+    }
+
+    fn cost_round(&self, report: &deletion_cost::RoundReport) {
+        self.activity.send_modify(|a| {
+            a.cost_rounds += 1;
+            a.cost_patches += report.patched;
+            a.cost_scrape_failures += report.failed;
         });
     }
 
@@ -457,6 +480,14 @@ async fn run_scope(
             instance: Some(options.pod_name.clone()),
         },
     );
+    // The media-node pods' deletion cost is kept beside the controller, as long as it runs.
+    let costs = deletion_cost::run(
+        client.clone(),
+        scope,
+        clock.clone(),
+        options.deletion_cost_interval,
+        observer.clone(),
+    );
     let context = Arc::new(Context {
         client: client.clone(),
         options: options.clone(),
@@ -497,14 +528,20 @@ async fn run_scope(
         })
         .reconcile_on(UnboundedReceiverStream::new(wake_rx));
     let mut results = std::pin::pin!(controller.run(reconcile, error_policy, context));
-    while let Some(result) = results.next().await {
-        match result {
-            Ok(_) => {}
-            Err(controller::Error::ObjectNotFound(object)) => {
-                tracing::debug!(%object, "the object to reconcile is gone");
+    let reconciles = async {
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) => {}
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "the object to reconcile is gone");
+                }
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => tracing::warn!(error = %e, "controller"),
             }
-            Err(controller::Error::ReconcilerFailed(..)) => {}
-            Err(e) => tracing::warn!(error = %e, "controller"),
         }
+    };
+    tokio::select! {
+        () = reconciles => {}
+        () = costs => {}
     }
 }

@@ -8,11 +8,11 @@
 //! per-pod volume, and any node can take any call. What matters is *which* node goes on
 //! scale-down: the idlest, so the fewest calls wait on a drain. The ReplicaSet controller honours
 //! `controller.kubernetes.io/pod-deletion-cost` when it picks pods to remove, which the operator
-//! keeps near each node's active-call count ([`super::scaling::pod_deletion_cost`]); a StatefulSet
-//! always removes the highest ordinal, however busy. Deployments also surge on rollouts (new
-//! nodes come up before old ones start their hour-long drains), where a StatefulSet replaces pods
-//! one by one, deleting first — a rollout of N nodes would take N drain timeouts with one node
-//! missing throughout.
+//! keeps near each node's active-call count ([`super::scaling::pod_deletion_cost`], applied by
+//! [`crate::controller::deletion_cost`]); a StatefulSet always removes the highest ordinal,
+//! however busy. Deployments also surge on rollouts (new nodes come up before old ones start
+//! their hour-long drains), where a StatefulSet replaces pods one by one, deleting first — a
+//! rollout of N nodes would take N drain timeouts with one node missing throughout.
 //!
 //! # Draining
 //!

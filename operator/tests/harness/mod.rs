@@ -27,7 +27,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::fake_api::{FakeApi, resource_id};
+use dialtone_operator::testing::fake_api::{FakeApi, resource_id};
 
 /// The demo's namespace.
 pub const NS: &str = "telephony";

@@ -89,6 +89,12 @@ fn normalize_secret(resource: &str, object: &mut Value) -> Result<(), ApiError> 
     Ok(())
 }
 
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Store {
     pub fn new() -> Self {
         let (changes, _) = broadcast::channel(65_536);

@@ -1,4 +1,5 @@
-//! An in-process fake Kubernetes API server for end-to-end tests of the operator.
+//! An in-process fake Kubernetes API server for end-to-end tests of the operator (and the
+//! components' cluster configuration source) and for the `operator_apply` benchmark.
 //!
 //! It speaks the real HTTP API (axum on `127.0.0.1:0`, plain HTTP) to a real `kube::Client`, and
 //! is generic over resource kinds: any `/api/v1/...` or `/apis/{group}/{version}/...` path is a
@@ -36,7 +37,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use kube::Resource;
-use serde::de::DeserializeOwned;
+// Through k8s-openapi's re-export, so this module also compiles where it is included by path in
+// a crate without a direct serde dependency (the root crate's `tests/cluster_config.rs`).
+use k8s_openapi::serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -243,6 +246,23 @@ impl FakeApi {
     /// A stored object as JSON.
     pub fn get_json(&self, resource: &str, ns: &str, name: &str) -> Option<Value> {
         self.shared.lock().get(resource, ns, name).cloned()
+    }
+
+    /// How many stored objects of `resource` in `ns` (`None`: every namespace) satisfy `f`,
+    /// checked under the store's lock without copying them: cheap enough to poll thousands of
+    /// objects (the benchmark's readiness check).
+    pub fn count(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+        mut f: impl FnMut(&Value) -> bool,
+    ) -> usize {
+        self.shared
+            .lock()
+            .list(resource, ns)
+            .into_iter()
+            .filter(|o| f(o))
+            .count()
     }
 
     /// Waits until `condition` holds, re-checking after every change of the store, for at most
