@@ -5,9 +5,9 @@
 //! and no clock; the transports (UDP/TCP) and the B2BUA wrap it by feeding it bytes and
 //! instants and executing the actions it returns.
 
+pub mod guard;
 pub mod media;
+pub mod node;
+pub mod registrar;
 pub mod sip;
 pub mod spool;
-pub mod guard;
-pub mod registrar;
-pub mod node;
