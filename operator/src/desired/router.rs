@@ -1,13 +1,14 @@
 //! The router: a Deployment and a ClusterIP Service on the gRPC port.
 //!
-//! The router keeps nothing on disk (its configuration is the snapshot, its events go to the
-//! reporter), so a Deployment with `spec.router.replicas` replicas spread over nodes, a
-//! surge-first rolling update and a PodDisruptionBudget of one is all it needs.
+//! The router holds agent presence, reservations and queues in one process: that single
+//! critical section is what guarantees no agent is offered more than `maxConcurrentCalls`.
+//! Two routers behind one Service would each hand out the same agent, so the Deployment runs
+//! exactly one replica whatever `spec.router.replicas` says (until an active/standby router
+//! lands), and rolls by recreating: for the seconds a new router takes to start, media nodes
+//! route calls with each number's backup scheme, as they do whenever the router is away.
 
 use dialtone_model::resources::CallCenterSpec;
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     LifecycleHandler, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec, SleepAction,
 };
@@ -89,15 +90,13 @@ pub fn deployment(
     Deployment {
         metadata: owner.meta(&names.router, Component::Router),
         spec: Some(DeploymentSpec {
-            replicas: Some(spec.router.replicas),
+            // One router: presence and reservations must live in one process (see above).
+            replicas: Some(spec.router.replicas.min(1)),
             selector: selector(&owner.name, Component::Router),
-            // New pods first: routing capacity never drops during a rollout.
+            // Never two routers at once, not even during a rollout.
             strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".to_owned()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::Int(1)),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
+                type_: Some("Recreate".to_owned()),
+                rolling_update: None,
             }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
