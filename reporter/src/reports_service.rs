@@ -14,6 +14,7 @@
 //! [`Caller`] request extension when the request's `by` is empty.
 
 pub mod convert;
+mod fast;
 mod heat;
 
 use std::pin::Pin;
@@ -132,14 +133,25 @@ impl ReportsService {
         parse_filter(filter, (self.clock)(), days(DEFAULT_SPAN_DAYS))
     }
 
+    /// The context window of a report over `q`'s period (see the module docs).
+    fn context(q: &Query, policy: &Policy) -> fast::Context {
+        fast::Context {
+            from: q
+                .from
+                .checked_sub(policy.unprocessed_window())
+                .unwrap_or(Timestamp::MIN),
+            to: after(q.to.max(q.now)),
+        }
+    }
+
     /// The period's CDRs with their clients' context (see the module docs).
     async fn cdrs(&self, q: &Query, policy: &Policy) -> Result<Vec<Cdr>, Status> {
-        let lookback = policy.unprocessed_window();
+        let ctx = Self::context(q, policy);
         let window = ReportWindow {
             from: q.from,
             to: q.to,
-            context_from: q.from.checked_sub(lookback).unwrap_or(Timestamp::MIN),
-            context_to: after(q.to.max(q.now)),
+            context_from: ctx.from,
+            context_to: ctx.to,
         };
         self.store
             .report_cdrs(&window)
@@ -156,18 +168,30 @@ impl ReportsService {
         let since = now
             .checked_sub(policy.unprocessed_window())
             .unwrap_or(Timestamp::MIN);
-        let window = ReportWindow {
+        // Only the clients with a miss in the window have groups (see `fast`).
+        let ctx = fast::Context {
             from: since,
             to: after(now),
-            context_from: since,
-            context_to: after(now),
         };
-        let cdrs = self.store.report_cdrs(&window).await;
+        let cdrs = fast::group_cdrs(&self.store, (since, after(now)), ctx).await?;
         let handlings = self.store.handlings_since(since).await;
-        Ok((
-            cdrs.map_err(|e| store_status(&e))?,
-            handlings.map_err(|e| store_status(&e))?,
-        ))
+        Ok((cdrs, handlings.map_err(|e| store_status(&e))?))
+    }
+}
+
+impl ReportsService {
+    /// The agents table: from the summaries when they are exact, else from the CDRs.
+    async fn agents_report(
+        &self,
+        q: &Query,
+        policy: &Policy,
+    ) -> Result<reports::AgentsReport, Status> {
+        let ctx = Self::context(q, policy);
+        if let Some(report) = fast::agents(&self.store, q, policy, ctx).await? {
+            return Ok(report);
+        }
+        let cdrs = self.cdrs(q, policy).await?;
+        Ok(reports::agents(&cdrs, policy, &q.filter))
     }
 }
 
@@ -187,8 +211,8 @@ impl Reports for ReportsService {
         request: Request<pb::MissedRequest>,
     ) -> Result<Response<pb::MissedReport>, Status> {
         let q = self.query(request.get_ref().filter.as_ref())?;
-        let cdrs = self.cdrs(&q, &self.policy()).await?;
-        let mut rows = reports::missed(&cdrs, &q.filter);
+        let ctx = Self::context(&q, &self.policy());
+        let mut rows = fast::missed(&self.store, &q, ctx).await?;
         let truncated = truncate(&mut rows, q.limit);
         Ok(Response::new(pb::MissedReport {
             meta: Some(meta(&q, truncated)),
@@ -239,8 +263,7 @@ impl Reports for ReportsService {
     ) -> Result<Response<pb::AgentsReport>, Status> {
         let policy = self.policy();
         let q = self.query(request.get_ref().filter.as_ref())?;
-        let cdrs = self.cdrs(&q, &policy).await?;
-        let report = reports::agents(&cdrs, &policy, &q.filter);
+        let report = self.agents_report(&q, &policy).await?;
         let names = convert::display_names(&self.snapshot());
         let mut rows = report.agents;
         let truncated = truncate(&mut rows, q.limit);
@@ -260,7 +283,8 @@ impl Reports for ReportsService {
     ) -> Result<Response<pb::CallbacksReport>, Status> {
         let policy = self.policy();
         let q = self.query(request.get_ref().filter.as_ref())?;
-        let cdrs = self.cdrs(&q, &policy).await?;
+        let ctx = Self::context(&q, &policy);
+        let cdrs = fast::group_cdrs(&self.store, (q.from, q.to), ctx).await?;
         let since = q
             .from
             .checked_sub(policy.unprocessed_window())
@@ -296,8 +320,8 @@ impl Reports for ReportsService {
             pb::Direction::Inbound => Some(Direction::Inbound),
             pb::Direction::Outbound => Some(Direction::Outbound),
         };
-        let cdrs = self.cdrs(&q, &self.policy()).await?;
-        let mut rows = reports::calls(&cdrs, &q.filter, direction);
+        let ctx = Self::context(&q, &self.policy());
+        let mut rows = fast::calls(&self.store, &q, ctx, direction).await?;
         let truncated = truncate(&mut rows, q.limit);
         Ok(Response::new(pb::CallsReport {
             meta: Some(meta(&q, truncated)),
@@ -313,13 +337,22 @@ impl Reports for ReportsService {
         request: Request<pb::HeatmapRequest>,
     ) -> Result<Response<pb::HeatmapReport>, Status> {
         let q = self.query(request.get_ref().filter.as_ref())?;
-        let cdrs = self.cdrs(&q, &self.policy()).await?;
+        let policy = self.policy();
+        let snapshot = self.snapshot();
+        let ctx = Self::context(&q, &policy);
+        let zone_of = heat::zone_of(&snapshot, &q.filter);
+        let counts =
+            fast::heat_counts(&self.store, &q.filter, (q.from, q.to), ctx, &zone_of).await?;
+        let cdrs = match counts {
+            Some(_) => Vec::new(),
+            None => self.cdrs(&q, &policy).await?,
+        };
         let states = self
             .store
             .agent_states(q.from, q.to)
             .await
             .map_err(|e| store_status(&e))?;
-        let merged = heat::heatmap(&cdrs, &q.filter, q.from, q.to, &self.snapshot(), &states)
+        let merged = heat::heatmap(&cdrs, &q.filter, (q.from, q.to), &snapshot, &states, counts)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Response::new(pb::HeatmapReport {
             meta: Some(meta(&q, false)),
@@ -374,9 +407,8 @@ impl Reports for ReportsService {
         if req.filter.as_ref().is_none_or(|f| f.limit == 0) {
             q.limit = 5;
         }
-        let cdrs = self.cdrs(&q, &policy).await?;
-        let mut rows =
-            reports::top_missers(&cdrs, &policy, &q.filter, q.limit + 1, req.min_offered);
+        let report = self.agents_report(&q, &policy).await?;
+        let mut rows = reports::top_missers_of(report, q.limit + 1, req.min_offered);
         let truncated = truncate(&mut rows, q.limit);
         let names = convert::display_names(&self.snapshot());
         Ok(Response::new(pb::TopMissersReport {

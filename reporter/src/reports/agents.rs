@@ -13,7 +13,6 @@ use super::callbacks::ratio;
 use super::{Dataset, Filter};
 use crate::cdr::{Cdr, CdrStatus, HangupParty, OfferOutcome};
 use crate::policy::Policy;
-use crate::time::seconds;
 
 /// One agent's figures for the period; field names are PRODUCT.md's JSON keys.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,50 +52,123 @@ pub struct AgentsReport {
     pub total: AgentRow,
 }
 
-#[derive(Default)]
-struct Tally {
-    offered: u32,
-    answered: u32,
-    missed: u32,
-    declined: u32,
-    answer_time_total: f64,
-    short_calls: u32,
-    short_agent: u32,
-    short_client: u32,
-    missed_without_callback: u32,
+/// One agent's sums over some offers: what the agents table adds up, and what the store's
+/// hourly and daily summaries keep (so both paths count with the same code).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AgentTally {
+    /// Offers that alerted the agent.
+    pub offered: i64,
+    /// Answered.
+    pub answered: i64,
+    /// Missed (declined included).
+    pub missed: i64,
+    /// Declined.
+    pub declined: i64,
+    /// Alert-to-answer time of the answered offers, summed in nanoseconds (integers, so that
+    /// sums in any order and in any database give the same average).
+    pub answer_ns: i64,
+    /// Short calls.
+    pub short_calls: i64,
+    /// Short calls the agent hung up.
+    pub short_agent: i64,
+    /// Short calls the client hung up.
+    pub short_client: i64,
+    /// Misses whose client got no callback attempt afterwards.
+    pub missed_without_callback: i64,
 }
 
-impl Tally {
-    fn add(&mut self, other: &Tally) {
-        self.offered += other.offered;
-        self.answered += other.answered;
-        self.missed += other.missed;
-        self.declined += other.declined;
-        self.answer_time_total += other.answer_time_total;
-        self.short_calls += other.short_calls;
-        self.short_agent += other.short_agent;
-        self.short_client += other.short_client;
-        self.missed_without_callback += other.missed_without_callback;
+impl AgentTally {
+    /// Adds `other` (negated when `sign` is -1).
+    pub fn add(&mut self, other: &AgentTally, sign: i64) {
+        self.offered += sign * other.offered;
+        self.answered += sign * other.answered;
+        self.missed += sign * other.missed;
+        self.declined += sign * other.declined;
+        self.answer_ns += sign * other.answer_ns;
+        self.short_calls += sign * other.short_calls;
+        self.short_agent += sign * other.short_agent;
+        self.short_client += sign * other.short_client;
+        self.missed_without_callback += sign * other.missed_without_callback;
     }
 
-    fn row(&self, agent: &str) -> AgentRow {
+    /// The table row of these sums.
+    pub fn row(&self, agent: &str) -> AgentRow {
+        let n = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
         AgentRow {
             agent: agent.to_owned(),
-            offered: self.offered,
-            answered: self.answered,
-            missed: self.missed,
-            declined: self.declined,
-            miss_rate: ratio(self.missed, self.answered + self.missed),
-            avg_time_to_answer_seconds: if self.answered == 0 {
+            offered: n(self.offered),
+            answered: n(self.answered),
+            missed: n(self.missed),
+            declined: n(self.declined),
+            miss_rate: ratio(n(self.missed), n(self.answered) + n(self.missed)),
+            avg_time_to_answer_seconds: if self.answered <= 0 {
                 0.0
             } else {
-                self.answer_time_total / f64::from(self.answered)
+                // Seconds of the integer sum, then the mean: the same float in every path.
+                (self.answer_ns as f64 / 1e9) / self.answered as f64
             },
-            short_calls: self.short_calls,
-            short_calls_agent_hung_up: self.short_agent,
-            short_calls_client_hung_up: self.short_client,
-            missed_without_callback: self.missed_without_callback,
+            short_calls: n(self.short_calls),
+            short_calls_agent_hung_up: n(self.short_agent),
+            short_calls_client_hung_up: n(self.short_client),
+            missed_without_callback: n(self.missed_without_callback),
         }
+    }
+}
+
+/// One inbound call's settled offers, summed per agent (`missed_without_callback` left at 0:
+/// it depends on later calls). Pending offers (the call is in progress) count nowhere.
+pub fn offer_tallies<'a>(cdr: &'a Cdr, policy: &Policy) -> BTreeMap<&'a str, AgentTally> {
+    let mut tallies: BTreeMap<&str, AgentTally> = BTreeMap::new();
+    if !cdr.is_inbound_call() {
+        return tallies;
+    }
+    let short_call = policy.short_call();
+    for offer in cdr.offers() {
+        if offer.outcome == OfferOutcome::Pending {
+            continue;
+        }
+        let t = tallies.entry(offer.agent).or_default();
+        match offer.outcome {
+            OfferOutcome::Pending | OfferOutcome::ColleagueAnswered => {}
+            OfferOutcome::Answered => {
+                t.answered += 1;
+                if let Some(answered) = offer.answered_at {
+                    let ns = answered.duration_since(offer.alerted_at).as_nanos();
+                    t.answer_ns += i64::try_from(ns).unwrap_or(0);
+                }
+                if cdr.status == CdrStatus::Answered
+                    && cdr.ended_at.is_some()
+                    && cdr.talk < short_call
+                {
+                    t.short_calls += 1;
+                    match cdr.hangup_party {
+                        Some(HangupParty::Agent) => t.short_agent += 1,
+                        Some(HangupParty::Client) => t.short_client += 1,
+                        _ => {}
+                    }
+                }
+            }
+            OfferOutcome::Declined | OfferOutcome::Missed => {
+                t.missed += 1;
+                if offer.outcome == OfferOutcome::Declined {
+                    t.declined += 1;
+                }
+            }
+        }
+        t.offered += 1;
+    }
+    tallies
+}
+
+/// The agents table from per-agent sums (agent filter applied by the caller).
+pub fn agents_from_tallies(tallies: &BTreeMap<String, AgentTally>) -> AgentsReport {
+    let mut total = AgentTally::default();
+    for t in tallies.values() {
+        total.add(t, 1);
+    }
+    AgentsReport {
+        agents: tallies.iter().map(|(name, t)| t.row(name)).collect(),
+        total: total.row("total"),
     }
 }
 
@@ -106,8 +178,7 @@ impl Tally {
 /// then that agent's too). Offers still pending (the call is in progress) are not counted.
 pub fn agents(cdrs: &[Cdr], policy: &Policy, filter: &Filter) -> AgentsReport {
     let ds = Dataset::new(cdrs);
-    let short_call = policy.short_call();
-    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut tallies: BTreeMap<String, AgentTally> = BTreeMap::new();
     for cdr in cdrs {
         if !cdr.is_inbound_call()
             || !filter.in_period(cdr.started_at)
@@ -118,52 +189,17 @@ pub fn agents(cdrs: &[Cdr], policy: &Policy, filter: &Filter) -> AgentsReport {
         // Stays missed with no attempt to its client afterwards, from anyone.
         let uncalled =
             ds.missed(cdr).is_some() && cdr.client().is_some() && ds.outbound_after(cdr).is_empty();
-        for offer in cdr.offers() {
-            let other_agent = filter.agent.as_deref().is_some_and(|a| a != offer.agent);
-            if other_agent || offer.outcome == OfferOutcome::Pending {
+        for (agent, mut t) in offer_tallies(cdr, policy) {
+            if filter.agent.as_deref().is_some_and(|a| a != agent) {
                 continue;
             }
-            let t = tallies.entry(offer.agent.to_owned()).or_default();
-            match offer.outcome {
-                OfferOutcome::Pending | OfferOutcome::ColleagueAnswered => {}
-                OfferOutcome::Answered => {
-                    t.answered += 1;
-                    if let Some(answered) = offer.answered_at {
-                        t.answer_time_total += seconds(answered.duration_since(offer.alerted_at));
-                    }
-                    if cdr.status == CdrStatus::Answered
-                        && cdr.ended_at.is_some()
-                        && cdr.talk < short_call
-                    {
-                        t.short_calls += 1;
-                        match cdr.hangup_party {
-                            Some(HangupParty::Agent) => t.short_agent += 1,
-                            Some(HangupParty::Client) => t.short_client += 1,
-                            _ => {}
-                        }
-                    }
-                }
-                OfferOutcome::Declined | OfferOutcome::Missed => {
-                    t.missed += 1;
-                    if offer.outcome == OfferOutcome::Declined {
-                        t.declined += 1;
-                    }
-                    if uncalled {
-                        t.missed_without_callback += 1;
-                    }
-                }
+            if uncalled {
+                t.missed_without_callback = t.missed;
             }
-            t.offered += 1;
+            tallies.entry(agent.to_owned()).or_default().add(&t, 1);
         }
     }
-    let mut total = Tally::default();
-    for t in tallies.values() {
-        total.add(t);
-    }
-    AgentsReport {
-        agents: tallies.iter().map(|(name, t)| t.row(name)).collect(),
-        total: total.row("total"),
-    }
+    agents_from_tallies(&tallies)
 }
 
 /// The `n` agents with the highest miss rate among those offered at least `min_offered` calls
@@ -175,7 +211,12 @@ pub fn top_missers(
     n: usize,
     min_offered: u32,
 ) -> Vec<AgentRow> {
-    let mut rows: Vec<AgentRow> = agents(cdrs, policy, filter)
+    top_missers_of(agents(cdrs, policy, filter), n, min_offered)
+}
+
+/// The top missers of an agents table (see [`top_missers`]).
+pub fn top_missers_of(report: AgentsReport, n: usize, min_offered: u32) -> Vec<AgentRow> {
+    let mut rows: Vec<AgentRow> = report
         .agents
         .into_iter()
         .filter(|r| r.offered >= min_offered)

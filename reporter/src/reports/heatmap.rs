@@ -134,7 +134,8 @@ struct Acc {
     days: u32,
 }
 
-fn cell_index(dt: DateTime) -> usize {
+/// The index of the cell (weekday × hour, Monday 00 first) of a local time.
+pub fn cell_of(dt: DateTime) -> usize {
     let weekday = usize::from(dt.weekday().to_monday_zero_offset().unsigned_abs());
     let hour = usize::from(dt.hour().unsigned_abs());
     weekday * 24 + hour
@@ -223,7 +224,7 @@ pub fn heatmap(
         {
             continue;
         }
-        let cell = &mut cells[cell_index(tz.to_datetime(cdr.started_at))];
+        let cell = &mut cells[cell_of(tz.to_datetime(cdr.started_at))];
         cell.inbound += 1;
         if ds.missed(cdr).is_some() {
             cell.missed += 1;
@@ -271,7 +272,7 @@ pub fn heatmap(
             if a >= b {
                 continue;
             }
-            let cell = &mut cells[cell_index(date.at(hour, 0, 0, 0))];
+            let cell = &mut cells[cell_of(date.at(hour, 0, 0, 0))];
             cell.days += 1;
             cell.length += b.duration_since(a);
             if let Some(s) = schedule {

@@ -31,7 +31,10 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::Serialize;
 
-pub use agents::{AgentRow, AgentsReport, agents, top_missers};
+pub use agents::{
+    AgentRow, AgentTally, AgentsReport, agents, agents_from_tallies, offer_tallies, top_missers,
+    top_missers_of,
+};
 pub use callbacks::{
     CallbackAgentRow, CallbackGroupRow, CallbackStatus, CallbacksReport, callbacks,
 };

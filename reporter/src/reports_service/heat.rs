@@ -26,14 +26,100 @@ pub(crate) struct Merged {
 }
 
 /// The heat map of `[from, to)` over `cdrs`.
+/// The zone the merged heat map places a number's calls in.
+pub(crate) fn zone_of(
+    snapshot: &Snapshot,
+    filter: &Filter,
+) -> impl Fn(&str) -> TimeZone + Send + Sync {
+    let (groups, main) = schedule_groups(snapshot, filter);
+    let zone = |name: &str| {
+        snapshot
+            .schedules
+            .get(name)
+            .map_or(TimeZone::UTC, |s| s.tz.clone())
+    };
+    let main_tz = zone(&main);
+    let by_number: BTreeMap<String, TimeZone> = groups
+        .iter()
+        .flat_map(|(name, numbers)| numbers.iter().map(|n| (n.clone(), zone(name))))
+        .collect();
+    move |number: &str| {
+        by_number
+            .get(number)
+            .cloned()
+            .unwrap_or_else(|| main_tz.clone())
+    }
+}
+
+/// Our numbers in the filter grouped by schedule name ("" for none), and the main schedule.
+fn schedule_groups(
+    snapshot: &Snapshot,
+    filter: &Filter,
+) -> (BTreeMap<String, BTreeSet<String>>, String) {
+    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for n in snapshot.numbers.values() {
+        if filter
+            .number
+            .as_deref()
+            .is_none_or(|f| f == n.number || f == n.name)
+        {
+            let schedule = n.schedule.clone().unwrap_or_default();
+            groups.entry(schedule).or_default().insert(n.number.clone());
+        }
+    }
+    let main = groups
+        .iter()
+        .max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.0.cmp(a.0)))
+        .map(|(name, _)| name.clone())
+        .unwrap_or_default();
+    if groups.is_empty() {
+        groups.insert(String::new(), BTreeSet::new());
+    }
+    (groups, main)
+}
+
+/// The heat map of `[from, to)` over `cdrs`; with `counts` (per cell, from the summaries) the
+/// inbound and missed counts are those and `cdrs` are not read.
 pub(crate) fn heatmap(
     cdrs: &[Cdr],
     filter: &Filter,
-    from: Timestamp,
-    to: Timestamp,
+    (from, to): (Timestamp, Timestamp),
     snapshot: &Snapshot,
     states: &[AgentStateChange],
+    counts: Option<Vec<(u32, u32)>>,
 ) -> Result<Merged, ReportError> {
+    if let Some(counts) = counts {
+        let (groups, main) = schedule_groups(snapshot, filter);
+        let schedule = snapshot.schedules.get(&main);
+        let tz = schedule.map_or(TimeZone::UTC, |s| s.tz.clone());
+        let mut map = reports::heatmap(
+            &[],
+            filter,
+            &HeatmapOptions {
+                from,
+                to,
+                tz: &tz,
+                schedule,
+                agent_states: states,
+            },
+        )?;
+        for (cell, (inbound, missed)) in map.cells.iter_mut().zip(counts) {
+            cell.inbound = inbound;
+            cell.missed = missed;
+        }
+        let mut time_zones: Vec<String> = Vec::new();
+        for name in groups.keys() {
+            let zone = snapshot
+                .schedules
+                .get(name)
+                .and_then(|s| s.tz.iana_name().map(str::to_owned))
+                .unwrap_or_else(|| "UTC".to_owned());
+            if !time_zones.contains(&zone) {
+                time_zones.push(zone);
+            }
+        }
+        return Ok(Merged { map, time_zones });
+    }
     // Our numbers in the filter, grouped by schedule name ("" for none: always open, UTC).
     let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for n in snapshot.numbers.values() {

@@ -50,6 +50,8 @@ macro_rules! with_pool {
 mod codec;
 mod error;
 mod read;
+mod reports;
+mod summary;
 mod webhooks;
 mod write;
 
@@ -68,6 +70,7 @@ use sqlx::sqlite::{
 pub use codec::validate;
 pub use error::StoreError;
 pub use read::{Counts, ReportWindow};
+pub use reports::{CallHour, PageFilter, SummaryCuts};
 pub use webhooks::{Delivery, NewDelivery, OutboxCounts, OutboxRow, OutboxStats, WebhookEventRow};
 pub use write::{Deleted, IngestOutcome};
 
@@ -146,6 +149,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "webhooks",
                 include_str!("../../migrations/sqlite/0002_webhooks.sql"),
             ),
+            (
+                4,
+                "report_summaries",
+                include_str!("../../migrations/sqlite/0004_report_summaries.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -157,6 +165,11 @@ fn migrator(backend: Backend) -> Migrator {
                 2,
                 "webhooks",
                 include_str!("../../migrations/postgres/0002_webhooks.sql"),
+            ),
+            (
+                4,
+                "report_summaries",
+                include_str!("../../migrations/postgres/0004_report_summaries.sql"),
             ),
         ],
     };

@@ -47,7 +47,7 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
 }
 
-fn decode_cdrs<R: sqlx::Row>(rows: &[R]) -> Result<Vec<Cdr>, StoreError>
+pub(crate) fn decode_cdrs<R: sqlx::Row>(rows: &[R]) -> Result<Vec<Cdr>, StoreError>
 where
     usize: sqlx::ColumnIndex<R>,
     String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,

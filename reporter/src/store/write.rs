@@ -8,7 +8,8 @@ use jiff::{SignedDuration, Timestamp};
 use prost::Message as _;
 use sqlx::Row as _;
 
-use super::codec::{CdrRow, Checked, check, kind_name, to_ns};
+use super::codec::{CdrRow, Checked, cdr_from_json, check, kind_name, to_ns};
+use super::summary::{Contribution, SummaryWriter};
 use super::webhooks::{INSERT_WEBHOOK_EVENT, targets_column};
 use super::{Backend, Store, StoreError};
 use crate::assemble_call;
@@ -129,9 +130,22 @@ macro_rules! rebuild_calls {
                     }
                 }
             }
+            // The CDR as stored before: its contribution to the summaries is replaced.
+            let before: Option<String> =
+                sqlx::query_scalar("SELECT json FROM cdrs WHERE call_id = $1")
+                    .bind(call_id)
+                    .fetch_optional(&mut *$tx)
+                    .await
+                    .map_err(db("reading a CDR"))?;
+            let old = match before {
+                Some(json) => Contribution::of(&cdr_from_json(call_id, &json)?, $policy),
+                None => Contribution::default(),
+            };
             match assemble_call(&events, $policy) {
                 Ok(cdr) => {
                     let row = CdrRow::new(&cdr)?;
+                    SummaryWriter::apply(&mut *$tx, call_id, &old, &Contribution::of(&cdr, $policy))
+                        .await?;
                     bind_cdr(sqlx::query(UPSERT_CDR), &row, $now)
                         .execute(&mut *$tx)
                         .await
@@ -263,6 +277,7 @@ impl Store {
         let now = to_ns(Timestamp::now());
         with_pool!(self, write, |pool| {
             let mut tx = pool.begin().await.map_err(db("beginning a transaction"))?;
+            SummaryWriter::ensure_summaries(&mut *tx, policy).await?;
             let mut out = IngestOutcome::default();
             let mut touched: BTreeSet<&str> = BTreeSet::new();
             for item in chunk {
@@ -352,6 +367,7 @@ impl Store {
             let now = to_ns(Timestamp::now());
             let (n, last) = with_pool!(self, write, |pool| {
                 let mut tx = pool.begin().await.map_err(db("beginning a rebuild"))?;
+                SummaryWriter::ensure_summaries(&mut *tx, policy).await?;
                 let calls: Vec<String> = sqlx::query_scalar(
                     "SELECT DISTINCT call_id FROM events WHERE call_id > $1 \
                      ORDER BY call_id LIMIT 500",
@@ -419,6 +435,7 @@ impl Store {
             .map_or(i64::MIN, to_ns);
         with_pool!(self, write, |pool| {
             let mut tx = pool.begin().await.map_err(db("beginning retention"))?;
+            SummaryWriter::forget_before(&mut *tx, cutoff).await?;
             let events = sqlx::query(
                 "DELETE FROM events WHERE call_id IN \
                  (SELECT call_id FROM cdrs WHERE started_at < $1)",
