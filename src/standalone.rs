@@ -18,7 +18,7 @@ use dialtone_reporter::reports_service::ReportsService;
 use dialtone_reporter::retention;
 use dialtone_reporter::store::{OpenOptions, Store};
 use dialtone_router::owner::HttpOwnerSource;
-use dialtone_router::service::{RouterCore, RouterService, SystemClock};
+use dialtone_router::service::{CallControlService, RouterCore, RouterService, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -241,6 +241,7 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
         router: Some(router_service),
         ingest: Some(ingestor.service()),
         reports: Some(reports),
+        call_control: Some(CallControlService::new(router.clone())),
         auth: Some(auth),
     };
     let grpc_shutdown = shutdown.clone();
@@ -258,6 +259,11 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
         dialtone_reporter::webhooks::Options::default(),
     );
     metrics.with_registry(|r| dispatcher.metrics().register(r));
+    tasks.push(telemetry::serve_reporter_metrics(
+        &metrics,
+        &ingestor,
+        shutdown.receiver(),
+    ));
     tasks.push(tokio::spawn(dispatcher.run(
         dialtone_reporter::webhooks::http_client()?,
         shutdown.receiver(),

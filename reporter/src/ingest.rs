@@ -19,7 +19,12 @@
 //! After the database fails with a transient error the ingestor stays *degraded*: it journals
 //! at once instead of waiting for the pool's acquire timeout on every batch, until a drain
 //! succeeds.
+//!
+//! Each call whose `CallStarted` is in a batch gets a `reporter.ingest` span, a child of the
+//! media node's `sip.invite` span (`CallStarted.traceparent`): one trace per call, media node →
+//! router → reporter. Calls finalised by a batch update [`CallMetrics`].
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -30,12 +35,14 @@ use std::time::Duration;
 
 use dialtone_model::Snapshot;
 use dialtone_proto::v1::ingest_server::{Ingest, IngestServer};
-use dialtone_proto::v1::{IngestAck, IngestBatch, IngestEvent, ingest_event};
+use dialtone_proto::v1::{IngestAck, IngestBatch, IngestEvent, call_event, ingest_event};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::call_metrics::CallMetrics;
 use crate::journal::{Journal, JournalStats};
 use crate::policy::Policy;
 use crate::store::{self, Store, StoreError};
@@ -80,6 +87,7 @@ pub struct Ingestor {
     degraded: AtomicBool,
     drain_lock: tokio::sync::Mutex<()>,
     retry_every: Duration,
+    metrics: CallMetrics,
 }
 
 fn ids(events: &[IngestEvent]) -> Vec<String> {
@@ -89,6 +97,40 @@ fn ids(events: &[IngestEvent]) -> Vec<String> {
             Some(ingest_event::Event::Call(c)) => Some(c.event_id.clone()),
             Some(ingest_event::Event::AgentState(s)) => Some(s.event_id.clone()),
             None => None,
+        })
+        .collect()
+}
+
+/// A `reporter.ingest` span per call whose `CallStarted` is among `events`, continuing the
+/// trace the media node started (`CallStarted.traceparent`; nothing to continue when empty).
+fn call_spans(events: &[IngestEvent]) -> Vec<tracing::Span> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(ingest_event::Event::Call(c)) => match &c.kind {
+                Some(call_event::Kind::CallStarted(s)) => Some((c, s)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .map(|(call, started)| {
+            let span = tracing::info_span!(
+                "reporter.ingest",
+                call_id = %call.call_id,
+                node_id = %call.node_id,
+                trace_id = %call.trace_id
+            );
+            if !started.traceparent.is_empty() {
+                let fields = HashMap::from([(
+                    "traceparent".to_owned(),
+                    started.traceparent.clone(),
+                )]);
+                let parent =
+                    opentelemetry::global::get_text_map_propagator(|p| p.extract(&fields));
+                // Fails only without the OpenTelemetry layer: nothing is exported then.
+                let _ = span.set_parent(parent);
+            }
+            span
         })
         .collect()
 }
@@ -123,6 +165,7 @@ impl Ingestor {
             degraded: AtomicBool::new(false),
             drain_lock: tokio::sync::Mutex::new(()),
             retry_every: Duration::from_secs(1),
+            metrics: CallMetrics::new(),
         })
     }
 
@@ -131,6 +174,12 @@ impl Ingestor {
     pub fn with_retry_every(mut self, every: Duration) -> Self {
         self.retry_every = every;
         self
+    }
+
+    /// Missed calls by reason and the unprocessed backlog; register them in the process's
+    /// registry to serve them.
+    pub fn metrics(&self) -> &CallMetrics {
+        &self.metrics
     }
 
     /// The store events go to.
@@ -176,11 +225,16 @@ impl Ingestor {
         if valid.is_empty() {
             return Ok(ack);
         }
+        // Held until the events are durable: the spans measure what storing the call took.
+        let _spans = call_spans(&valid);
         let database = if self.is_degraded() {
             "skipped: the database failed recently".to_owned()
         } else {
             match self.store.ingest(&valid, &self.policy()).await {
                 Ok(outcome) => {
+                    if outcome.new_events > 0 {
+                        self.metrics.on_stored(&self.store, &valid).await;
+                    }
                     ack.event_ids = outcome.acked;
                     ack.rejected.extend(outcome.rejected);
                     return Ok(ack);
@@ -247,6 +301,9 @@ impl Ingestor {
                 let outcome = self.store.ingest(&batch.events, &policy).await?;
                 for r in &outcome.rejected {
                     tracing::warn!(event_id = %r.event_id, reason = %r.reason, "journaled event refused");
+                }
+                if outcome.new_events > 0 {
+                    self.metrics.on_stored(&self.store, &batch.events).await;
                 }
                 replayed += batch.events.len();
             }

@@ -21,6 +21,7 @@
 //!   reports; manual handling of unprocessed groups.
 //! - [`retention`]: deletes records older than `retentionDays`.
 
+pub mod call_metrics;
 pub mod cdr;
 pub mod error;
 pub mod ingest;

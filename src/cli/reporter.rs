@@ -119,6 +119,7 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
         dialtone_reporter::webhooks::Options::default(),
     );
     metrics.with_registry(|r| dispatcher.metrics().register(r));
+    telemetry::serve_reporter_metrics(&metrics, &ingestor, shutdown.receiver());
     let webhooks_task = tokio::spawn(dispatcher.run(
         dialtone_reporter::webhooks::http_client()?,
         shutdown.receiver(),

@@ -555,7 +555,9 @@ fn build_otlp_providers(
     Ok((tracer_provider, meter_provider))
 }
 
+mod calls;
 mod ops;
+pub use calls::*;
 pub use ops::*;
 
 #[cfg(test)]

@@ -117,7 +117,8 @@ impl Call {
 impl Node {
     /// A new INVITE outside any dialog: admission, then PlanCall.
     pub(super) fn on_invite(&mut self, tx: TxId, request: Box<Request>, source: Peer) {
-        let span = tracing::info_span!("sip.invite", call_id = tracing::field::Empty, %source);
+        // A root: one trace per call, not one per node (the actor runs inside `media_node`).
+        let span = tracing::info_span!(parent: None, "sip.invite", node_id = %self.cfg.node_id, call_id = tracing::field::Empty, %source);
         let _g = span.enter();
         let local_tag = self.layer.new_tag();
         if self.is_draining() {
@@ -194,6 +195,8 @@ impl Node {
         let contact = self.contact(source.transport);
         let max_forwards = sipmsg::max_forwards(&request);
         self.tx_role.insert(tx, TxRole::CallerInvite(key.clone()));
+            // Still inside `sip.invite`: the reporter's ingestion span becomes its child.
+            traceparent: super::trace::current_traceparent(),
         self.router.plan(
             &key,
             pb::PlanCallRequest {

@@ -2,9 +2,16 @@
 //!
 //! The lead's ops HTTP server serves these; [`Health::routes`] is a ready-made axum router
 //! with `/healthz`, `/readyz` (503 while draining) and `/metrics` for when the node runs alone.
+//!
+//! Carrier health (`dialtone_carrier_up{carrier}`) is set through
+//! [`NodeMetrics::set_carrier_up`]. Until OPTIONS probing lands, [`watch_carriers`] sets it
+//! from name resolution alone: 1 when the carrier's address resolves, 0 when it does not. A
+//! prober replaces that task and calls the same setter.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -12,6 +19,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+type Labels = Vec<(String, String)>;
 
 /// Whether the node takes new calls: false before the listeners are bound and while it
 /// drains. Cloning shares the flag.
@@ -44,6 +54,8 @@ pub struct NodeMetrics {
     pub security_rejections: Counter,
     /// `dialtone_inbound_dropped_total`: datagrams dropped because the node was overloaded.
     pub inbound_dropped: Counter,
+    /// `dialtone_carrier_up{carrier}`: 1 when the carrier is reachable, 0 when not.
+    pub carrier_up: Family<Labels, Gauge>,
 }
 
 impl NodeMetrics {
@@ -74,7 +86,26 @@ impl NodeMetrics {
             "SIP messages dropped because the node's queue was full",
             m.inbound_dropped.clone(),
         );
+        registry.register(
+            "dialtone_carrier_up",
+            "Whether the carrier is reachable (1) or not (0)",
+            m.carrier_up.clone(),
+        );
         m
+    }
+
+    /// Marks `carrier` up or down.
+    pub fn set_carrier_up(&self, carrier: &str, up: bool) {
+        self.carrier_up
+            .get_or_create(&vec![("carrier".to_owned(), carrier.to_owned())])
+            .set(i64::from(up));
+    }
+
+    /// Whether `carrier` is marked up; `None` when it is not tracked.
+    pub fn carrier_up(&self, carrier: &str) -> Option<bool> {
+        let labels = vec![("carrier".to_owned(), carrier.to_owned())];
+        // `get` rather than `get_or_create`: asking must not add a series.
+        self.carrier_up.get(&labels).map(|g| g.get() == 1)
     }
 
     pub(super) fn response_sent(&self, code: u16) {
@@ -166,5 +197,66 @@ impl Health {
                     }
                 }),
             )
+    }
+}
+
+/// Whether a carrier's `host` resolves (an IP literal always does). DNS gets 5 s.
+async fn resolves(host: &str, port: u16) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let lookup = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((host, port)),
+    )
+    .await;
+    match lookup {
+        Ok(Ok(mut addrs)) => addrs.next().is_some(),
+        _ => false,
+    }
+}
+
+/// Sets `dialtone_carrier_up` for every carrier of the snapshot whenever it changes (and every
+/// minute, so a name that starts or stops resolving is noticed), until `shutdown` turns true.
+/// Carriers gone from the snapshot lose their series.
+pub(super) async fn watch_carriers(
+    metrics: NodeMetrics,
+    mut snapshot: watch::Receiver<Arc<dialtone_model::Snapshot>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut known: Vec<String> = Vec::new();
+    loop {
+        let targets: Vec<(String, String, u16)> = snapshot
+            .borrow_and_update()
+            .carriers
+            .values()
+            .map(|c| (c.name.clone(), c.host.clone(), c.port))
+            .collect();
+        for gone in known
+            .iter()
+            .filter(|k| !targets.iter().any(|(name, _, _)| name == *k))
+        {
+            metrics
+                .carrier_up
+                .remove(&vec![("carrier".to_owned(), gone.clone())]);
+        }
+        known = targets.iter().map(|(name, _, _)| name.clone()).collect();
+        for (name, host, port) in &targets {
+            metrics.set_carrier_up(name, resolves(host, *port).await);
+        }
+        tokio::select! {
+            changed = snapshot.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
     }
 }

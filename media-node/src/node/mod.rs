@@ -81,6 +81,7 @@ mod session;
 mod sipmsg;
 mod transport;
 mod voicemail;
+mod trace;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a failure stops the test with the error
@@ -173,6 +174,11 @@ impl MediaNode {
         let tcp = bound.tcp_addrs();
         let task = actor::spawn(
             config,
+        tokio::spawn(health::watch_carriers(
+            health.metrics().clone(),
+            snapshot.clone(),
+            shutdown.clone(),
+        ));
             bound,
             snapshot,
             router,

@@ -6,7 +6,13 @@
 //! that arrives after the call moved on is recognised as stale. Reports (leg events,
 //! releases, queue leaves, registrations) go through one ordered queue: the router must see a leg's
 //! created → alerting → answered → ended in that order.
+//!
+//! Every request of a call carries the call's trace context (its `sip.invite` span, noted
+//! when the plan is asked for) as W3C `traceparent` metadata, so the router's spans join the
+//! call's trace whichever span the actor happens to be in when it reports a leg.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use dialtone_proto::v1 as pb;
@@ -15,6 +21,7 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
 use super::actor::Input;
+use super::trace;
 
 /// A router answer for the actor.
 #[derive(Debug)]
@@ -53,8 +60,33 @@ pub(super) enum Report {
 pub(super) struct RouterLink {
     client: RouterClient<Channel>,
     inbox: mpsc::Sender<Input>,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: mpsc::UnboundedSender<(Report, opentelemetry::Context)>,
     timeout: Duration,
+    traces: Mutex<CallTraces>,
+}
+
+/// How many calls' trace contexts are kept: far more than a node's concurrent calls, so a
+/// call's context is forgotten only long after it ended.
+const TRACED_CALLS: usize = 16_384;
+
+/// The trace context of each recent call, by call id, oldest forgotten first.
+#[derive(Default)]
+struct CallTraces {
+    by_call: HashMap<String, opentelemetry::Context>,
+    order: VecDeque<String>,
+}
+
+impl CallTraces {
+    fn note(&mut self, call: &str, cx: opentelemetry::Context) {
+        if self.by_call.insert(call.to_owned(), cx).is_none() {
+            self.order.push_back(call.to_owned());
+        }
+        while self.order.len() > TRACED_CALLS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_call.remove(&old);
+            }
+        }
+    }
 }
 
 fn status_text(s: &tonic::Status) -> String {
@@ -74,27 +106,43 @@ impl RouterLink {
             inbox,
             reports,
             timeout,
+            traces: Mutex::new(CallTraces::default()),
         }
     }
 
-    /// Runs one RPC in its own task and sends the answer back tagged.
-    fn ask<T, F, Fut>(
+    /// The trace context of `call`: the one noted when its plan was asked for, else the
+    /// current span's.
+    fn trace_of(&self, call: &str) -> opentelemetry::Context {
+        let traces = self.traces.lock().unwrap_or_else(PoisonError::into_inner);
+        traces
+            .by_call
+            .get(call)
+            .cloned()
+            .unwrap_or_else(trace::current)
+    }
+
+    /// Runs one RPC in its own task and sends the answer back tagged. The request carries
+    /// the call's trace context.
+    fn ask<M, T, F, Fut>(
         &self,
         call: &str,
         generation: u64,
         deadline: Duration,
+        message: M,
         rpc: F,
         wrap: fn(Result<T, String>) -> ReplyBody,
     ) where
         T: Send + 'static,
-        F: FnOnce(RouterClient<Channel>) -> Fut + Send + 'static,
+        M: Send + 'static,
+        F: FnOnce(RouterClient<Channel>, tonic::Request<M>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send,
     {
         let client = self.client.clone();
         let inbox = self.inbox.clone();
         let call = call.to_owned();
+        let request = trace::request(&self.trace_of(&call), message);
         tokio::spawn(async move {
-            let result = match tokio::time::timeout(deadline, rpc(client)).await {
+            let result = match tokio::time::timeout(deadline, rpc(client, request)).await {
                 Ok(Ok(r)) => Ok(r.into_inner()),
                 Ok(Err(s)) => Err(status_text(&s)),
                 Err(_) => Err(format!("timeout after {deadline:?}")),
@@ -108,12 +156,19 @@ impl RouterLink {
         });
     }
 
+    /// Asks for the plan of a new call; the current span (the call's `sip.invite`) becomes
+    /// the trace every later request of the call carries.
     pub(super) fn plan(&self, call: &str, req: pb::PlanCallRequest, deadline: Duration) {
+        self.traces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(call, trace::current());
         self.ask(
             call,
             0,
             deadline,
-            move |mut c| async move { c.plan_call(req).await },
+            req,
+            |mut c, r| async move { c.plan_call(r).await },
             |r| ReplyBody::Plan(Box::new(r)),
         );
     }
@@ -123,7 +178,8 @@ impl RouterLink {
             call,
             generation,
             self.timeout,
-            move |mut c| async move { c.reserve_agents(req).await },
+            req,
+            |mut c, r| async move { c.reserve_agents(r).await },
             ReplyBody::Reserved,
         );
     }
@@ -133,7 +189,8 @@ impl RouterLink {
             call,
             generation,
             self.timeout,
-            move |mut c| async move { c.queue_join(req).await },
+            req,
+            |mut c, r| async move { c.queue_join(r).await },
             ReplyBody::QueueJoined,
         );
     }
@@ -143,7 +200,8 @@ impl RouterLink {
             call,
             generation,
             self.timeout,
-            move |mut c| async move { c.queue_next_agent(req).await },
+            req,
+            |mut c, r| async move { c.queue_next_agent(r).await },
             ReplyBody::QueueNext,
         );
     }
@@ -158,7 +216,8 @@ impl RouterLink {
             call,
             generation,
             self.timeout,
-            move |mut c| async move { c.queue_request_callback(req).await },
+            req,
+            |mut c, r| async move { c.queue_request_callback(r).await },
             ReplyBody::Callback,
         );
     }
@@ -174,14 +233,21 @@ impl RouterLink {
             call,
             generation,
             deadline,
-            move |mut c| async move { c.get_owner(req).await },
+            req,
+            |mut c, r| async move { c.get_owner(r).await },
             ReplyBody::Owner,
         );
     }
 
     /// Queues an ordered report.
     pub(super) fn report(&self, report: Report) {
-        if self.reports.send(report).is_err() {
+        let cx = match &report {
+            Report::Leg(ev) => self.trace_of(&ev.call_id),
+            Report::Release(req) => self.trace_of(&req.call_id),
+            Report::QueueLeave(req) => self.trace_of(&req.call_id),
+            Report::Register(_) | Report::Remove(_) => trace::current(),
+        };
+        if self.reports.send((report, cx)).is_err() {
             tracing::warn!("router report dropped: the report worker is gone");
         }
     }
@@ -189,38 +255,38 @@ impl RouterLink {
 
 async fn report_worker(
     mut client: RouterClient<Channel>,
-    mut rx: mpsc::UnboundedReceiver<Report>,
+    mut rx: mpsc::UnboundedReceiver<(Report, opentelemetry::Context)>,
     timeout: Duration,
 ) {
-    while let Some(report) = rx.recv().await {
+    while let Some((report, cx)) = rx.recv().await {
         let (what, result) = match report {
             Report::Leg(ev) => (
                 "ReportLegEvent",
-                tokio::time::timeout(timeout, client.report_leg_event(ev))
+                tokio::time::timeout(timeout, client.report_leg_event(trace::request(&cx, ev)))
                     .await
                     .map(|r| r.map(|_| ())),
             ),
             Report::Release(req) => (
                 "ReleaseAgents",
-                tokio::time::timeout(timeout, client.release_agents(req))
+                tokio::time::timeout(timeout, client.release_agents(trace::request(&cx, req)))
                     .await
                     .map(|r| r.map(|_| ())),
             ),
             Report::Register(req) => (
                 "RegisterContact",
-                tokio::time::timeout(timeout, client.register_contact(req))
+                tokio::time::timeout(timeout, client.register_contact(trace::request(&cx, req)))
                     .await
                     .map(|r| r.map(|_| ())),
             ),
             Report::Remove(req) => (
                 "RemoveContact",
-                tokio::time::timeout(timeout, client.remove_contact(req))
+                tokio::time::timeout(timeout, client.remove_contact(trace::request(&cx, req)))
                     .await
                     .map(|r| r.map(|_| ())),
             ),
             Report::QueueLeave(req) => (
                 "QueueLeave",
-                tokio::time::timeout(timeout, client.queue_leave(req))
+                tokio::time::timeout(timeout, client.queue_leave(trace::request(&cx, req)))
                     .await
                     .map(|r| r.map(|_| ())),
             ),

@@ -161,6 +161,7 @@ impl CallBuilder {
             agent: self.agent.clone(),
             callback_id: self.callback_id.clone(),
             sip_call_id: format!("{}@carrier", self.call_id),
+            ..Default::default()
         };
         self.push(Kind::CallStarted(started))
     }
