@@ -46,6 +46,12 @@ impl Answer<'_> {
         if self.raw.start_line.is_none() {
             return Parsed::Drop("unreadable start line");
         }
+        if self.raw.count(Hdr::Via) == 0 {
+            // A response goes where the top Via says and carries the request's Vias
+            // (RFC 3261 §8.2.6.2, §18.2.2): without one there is nothing valid to send, and
+            // answering bare noise only tells a scanner that a SIP server listens here.
+            return Parsed::Drop("no Via to answer to");
+        }
         let reason = reason.into();
         let tag = self.echo.stable_tag();
         Parsed::Reject(Reject {
