@@ -8,7 +8,7 @@ use dialtone_proto::v1::ingest_server::IngestServer;
 use dialtone_reporter::auth::Auth;
 use dialtone_reporter::ingest::IngestService;
 use dialtone_reporter::reports_service::ReportsService;
-use dialtone_router::service::RouterService;
+use dialtone_router::service::{CallControlService, RouterService};
 use tokio::net::TcpListener;
 
 use crate::shutdown::Shutdown;
@@ -26,6 +26,9 @@ pub struct Services {
     pub ingest: Option<IngestServer<IngestService>>,
     /// `dialtone.v1.Reports`, behind the credential check when `auth` is set.
     pub reports: Option<ReportsService>,
+    /// `dialtone.v1.CallControl` (callbacks, hang-ups), behind the credential check when
+    /// `auth` is set.
+    pub call_control: Option<CallControlService>,
     /// Client-facing services (Reports) require a bearer token with a role; `None` leaves them
     /// open (for components reached only by their own peers).
     pub auth: Option<Auth>,
@@ -66,6 +69,10 @@ pub async fn serve(
             services.reports.is_some(),
             dialtone_proto::service_names::REPORTS,
         ),
+        (
+            services.call_control.is_some(),
+            dialtone_proto::service_names::CALL_CONTROL,
+        ),
     ] {
         if present {
             health
@@ -90,6 +97,20 @@ pub async fn serve(
                 .reports
                 .clone()
                 .map(|r| auth.grpc_guard(r.into_server())),
+            None => None,
+        })
+        .add_optional_service(match &services.auth {
+            Some(_) => None,
+            None => services
+                .call_control
+                .clone()
+                .map(CallControlService::into_server),
+        })
+        .add_optional_service(match &services.auth {
+            Some(auth) => services
+                .call_control
+                .clone()
+                .map(|c| auth.grpc_guard(c.into_server())),
             None => None,
         })
         .serve_with_incoming_shutdown(

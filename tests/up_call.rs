@@ -2,9 +2,8 @@
 //! the router's plan → two SIPp agents rung at once, one answers → events through the spool →
 //! the reporter's store → the `calls` and `agents` reports over gRPC.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dialtone::shutdown::Shutdown;
@@ -14,101 +13,7 @@ use dialtone_proto::v1 as pb;
 mod support;
 use dialtone_proto::v1::router_client::RouterClient;
 use support::reports_client;
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn ensure_sipp() {
-    if Command::new("sipp").arg("-v").output().is_ok() {
-        return;
-    }
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && apt-get install -y -qq sip-tester",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "SIPp is missing and could not be installed: apt-get install sip-tester (as root)"
-    );
-}
-
-struct Sipp {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-fn sipp(scenario: &str, extra: &[String]) -> Sipp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let media = free_port();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("media-node/tests/sipp")
-        .join(scenario);
-    let child = Command::new("sipp")
-        .current_dir(dir.path())
-        .arg("-sf")
-        .arg(scenario)
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-mp",
-            &media.to_string(),
-        ])
-        .args([
-            "-m",
-            "1",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_err",
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp starts");
-    Sipp {
-        child,
-        port,
-        _dir: dir,
-    }
-}
-
-impl Sipp {
-    async fn ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while UdpSocket::bind(("127.0.0.1", self.port)).is_ok() {
-            assert!(tokio::time::Instant::now() < deadline, "SIPp did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn success(mut self) -> bool {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            if tokio::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
+use support::sipp::{ensure_sipp, sipp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_through_standalone_mode_reaches_the_reports() {
@@ -130,8 +35,8 @@ async fn a_call_through_standalone_mode_reaches_the_reports() {
     let sip = running.sip_udp[0];
     let url = format!("http://{}", running.grpc);
 
-    let mut anna = sipp("agent_answer.xml", &[]);
-    let mut bohdan = sipp("agent_ring.xml", &[]);
+    let mut anna = sipp("media-node/tests/sipp/agent_answer.xml", &[]);
+    let mut bohdan = sipp("media-node/tests/sipp/agent_ring.xml", &[]);
     anna.ready().await;
     bohdan.ready().await;
     let mut router = RouterClient::connect(url.clone()).await.expect("router");
@@ -151,7 +56,7 @@ async fn a_call_through_standalone_mode_reaches_the_reports() {
             .expect("register");
     }
     let carrier = sipp(
-        "carrier_call.xml",
+        "media-node/tests/sipp/carrier_call.xml",
         &["-s".into(), "+380441230000".into(), sip.to_string()],
     );
     let (c, a, b) = tokio::join!(carrier.success(), anna.success(), bohdan.success());

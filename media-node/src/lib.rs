@@ -5,6 +5,7 @@
 //! and no clock; the transports (UDP/TCP) and the B2BUA wrap it by feeding it bytes and
 //! instants and executing the actions it returns.
 
+pub mod carrier;
 pub mod guard;
 pub mod media;
 pub mod node;

@@ -43,6 +43,12 @@
 //! ...), listed in [`codes`]; the enums of the internal services convert to
 //! the same codes with `code()` / `from_code()`.
 
+/// Who made a client-facing gRPC request, as the credential check found it: the guard in front
+/// of `Reports` and `CallControl` puts it in the request's extensions, so services in any crate
+/// can credit an action to a person without depending on the crate that checks credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated(pub String);
+
 /// Generated messages, clients (`*_client`) and servers (`*_server`) of
 /// package `dialtone.v1`. `google.protobuf` types are those of `prost_types`.
 pub mod v1 {

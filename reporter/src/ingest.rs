@@ -121,12 +121,9 @@ fn call_spans(events: &[IngestEvent]) -> Vec<tracing::Span> {
                 trace_id = %call.trace_id
             );
             if !started.traceparent.is_empty() {
-                let fields = HashMap::from([(
-                    "traceparent".to_owned(),
-                    started.traceparent.clone(),
-                )]);
-                let parent =
-                    opentelemetry::global::get_text_map_propagator(|p| p.extract(&fields));
+                let fields =
+                    HashMap::from([("traceparent".to_owned(), started.traceparent.clone())]);
+                let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&fields));
                 // Fails only without the OpenTelemetry layer: nothing is exported then.
                 let _ = span.set_parent(parent);
             }

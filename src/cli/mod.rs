@@ -1,5 +1,6 @@
 //! The `dialtone` command line: flags (each also an environment variable) and subcommands.
 
+mod callback;
 mod handle;
 mod media_node;
 mod operator;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Process an unprocessed group manually: the client needs no callback (spam, wrong
     /// number, resolved elsewhere, duplicate, or other with a note).
     Handle(handle::HandleArgs),
+    /// Order a callback: ring an agent, then dial the client through the carriers, showing
+    /// the number the client called.
+    Callback(callback::CallbackArgs),
     /// Standalone mode: the whole platform in one process, on the manifests of a folder.
     Up(up::UpArgs),
     /// Standalone mode on the demo manifests, driven by simulated carriers and agents over
@@ -83,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::MediaNode(args) => media_node::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Handle(args) => handle::run(args).await,
+        Command::Callback(args) => callback::run(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Demo { config } => {
             crate::demo::run(&config).await?;

@@ -430,6 +430,13 @@ impl Conn {
     ///
     /// [`Failure::Usage`] for a bad URL or token, [`Failure::Server`] when nothing answers.
     pub async fn connect(&self) -> Result<Client, Failure> {
+        let (channel, bearer) = self.channel().await?;
+        Ok(ReportsClient::with_interceptor(channel, bearer))
+    }
+
+    /// A channel to the server and the credential to send on it (for any client-facing
+    /// service: Reports, CallControl).
+    pub async fn channel(&self) -> Result<(tonic::transport::Channel, Bearer), Failure> {
         let url = self.url();
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| Failure::Usage(format!("--server {url}: not a URL ({e})")))?
@@ -443,7 +450,7 @@ impl Conn {
                 root_cause(&e)
             ))
         })?;
-        Ok(ReportsClient::with_interceptor(channel, bearer))
+        Ok((channel, bearer))
     }
 
     /// What to tell the user about an error status.

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use dialtone_reporter::auth::{Auth, AuthConfig, TokenStore};
 use dialtone_router::owner::HttpOwnerSource;
-use dialtone_router::service::{RouterCore, RouterService, SystemClock};
+use dialtone_router::service::{CallControlService, RouterCore, RouterService, SystemClock};
 
 use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::ingest_client::IngestClient;
@@ -43,6 +44,11 @@ pub struct RouterArgs {
     /// Where agents' choices, registrations and client owners are kept across restarts.
     #[arg(long, env = "DIALTONE_DATA", default_value = "./data")]
     pub data: PathBuf,
+    /// Credentials for `dialtone.v1.CallControl` (callbacks, hang-ups): a file of
+    /// `name:role:token` lines, e.g. a mounted Secret's `tokens` key. Without it CallControl
+    /// is not served (the router's other service is for media nodes only).
+    #[arg(long, env = "DIALTONE_TOKENS_FILE")]
+    pub tokens: Option<PathBuf>,
     /// Log level (an `EnvFilter` directive); `RUST_LOG` overrides it.
     #[arg(long, env = "DIALTONE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -138,8 +144,23 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
             .with_graceful_shutdown(async move { ops_shutdown.fired().await })
             .await
     });
+    // Client-facing call control only with credentials to check.
+    let (call_control, auth) = match &args.tokens {
+        Some(path) => {
+            let mut tokens = TokenStore::new();
+            tokens.add_tokens_file(path)?;
+            let auth = Auth::new(tokens, AuthConfig::default());
+            (Some(CallControlService::new(core.clone())), Some(auth))
+        }
+        None => {
+            tracing::info!("no --tokens: CallControl (callbacks) is not served by this router");
+            (None, None)
+        }
+    };
     let services = Services {
         router: Some(RouterService::new(core)),
+        call_control,
+        auth,
         ..Services::default()
     };
     let result = grpc_server::serve(grpc, services, shutdown.clone()).await;

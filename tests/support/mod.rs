@@ -1,5 +1,8 @@
 //! Shared by the root crate's integration tests.
 
+#[allow(dead_code)] // not every test starts SIPp
+pub mod sipp;
+
 use std::path::Path;
 
 use dialtone_proto::v1::reports_client::ReportsClient;

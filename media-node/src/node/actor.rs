@@ -64,6 +64,8 @@ pub(super) enum Input {
     },
     /// Carrier host names resolved: carrier name → addresses.
     CarrierAddrs(HashMap<String, Vec<SocketAddr>>),
+    /// An order from the router (node session).
+    Command(Box<dialtone_proto::v1::NodeCommand>),
 }
 
 /// What a transaction is for.
@@ -88,6 +90,10 @@ pub(super) enum TxRole {
         /// The side the request came from (whose dialog answers).
         from: Side,
     },
+    /// An OPTIONS probe of this carrier.
+    Probe(String),
+    /// A registration trunk's REGISTER to this carrier.
+    Trunk(String),
     /// A request whose answer does not matter (BYE, ACKed INVITE…).
     Fire,
 }
@@ -105,6 +111,8 @@ pub(super) enum TimerKind {
     QueueOverflow,
     /// A menu's digit or inter-digit timeout (the menu's timer number: only the latest counts).
     Menu(u64),
+    /// A carrier leg's INVITE (this transaction) heard nothing yet: time to try the next one.
+    CarrierSilence(usize, TxId),
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +146,12 @@ pub(super) struct Node {
     pub(super) registrar: Registrar,
     /// Prompts read from the prompts folder, shared with the calls' media tasks.
     pub(super) prompts: Arc<super::prompts::Prompts>,
+    /// The session with the router that carries its orders.
+    pub(super) link: super::node_link::NodeLink,
+    /// Carriers' health (probes) and channels in use.
+    pub(super) carrier_book: crate::carrier::CarrierBook,
+    /// Registration trunks by carrier.
+    pub(super) trunks: HashMap<String, crate::carrier::Trunk>,
     last_sweep: Instant,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     timer_map: HashMap<u64, Timer>,
@@ -178,6 +192,15 @@ pub(super) fn spawn(
         inbox.clone(),
         health.metrics().inbound_dropped.clone(),
     );
+    let link = super::node_link::NodeLink::start(
+        router.clone(),
+        dialtone_proto::v1::NodeHello {
+            node_id: cfg.node_id.clone(),
+            sip_address: format!("{host}:{udp_port}"),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        inbox.clone(),
+    );
     let router = RouterLink::new(router, inbox.clone(), cfg.router_timeout);
     let prompts = Arc::new(super::prompts::Prompts::new(cfg.prompts_dir.clone()));
     let node = Node {
@@ -201,6 +224,9 @@ pub(super) fn spawn(
         guard: Guard::new(cfg_guard),
         registrar: Registrar::new(cfg_registrar),
         prompts,
+        link,
+        carrier_book: crate::carrier::CarrierBook::default(),
+        trunks: HashMap::new(),
         last_sweep: Instant::now(),
         timers: BinaryHeap::new(),
         timer_map: HashMap::new(),
@@ -235,6 +261,7 @@ impl Node {
         span.in_scope(|| {
             self.resolve_carriers();
             self.on_snapshot();
+            self.apply_carriers();
         });
         let mut shutdown_seen = *shutdown.borrow();
         if shutdown_seen {
@@ -270,6 +297,7 @@ impl Node {
                         span.in_scope(|| {
                             self.resolve_carriers();
                             self.on_snapshot();
+                            self.apply_carriers();
                         });
                     }
                 }
@@ -285,7 +313,11 @@ impl Node {
         let own = self.timers.peek().map(|Reverse((at, _))| *at);
         let drain = self.draining;
         let sweep = Some(self.last_sweep + SWEEP_EVERY);
-        [layer, own, drain, sweep].into_iter().flatten().min()
+        let carriers = self.carrier_deadline();
+        [layer, own, drain, sweep, carriers]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn start_drain(&mut self) {
@@ -296,6 +328,7 @@ impl Node {
         self.draining = Some(deadline);
         self.health.readiness().set(false);
         tracing::info!(active_calls = self.calls.len(), timeout = ?self.cfg.drain_timeout, "draining: new INVITEs get 503");
+        self.publish_status();
     }
 
     /// Whether the node refuses new calls.
@@ -363,7 +396,11 @@ impl Node {
             }
             Input::Router(reply) => self.on_router(*reply),
             Input::Media { call, event } => self.on_media(&call, event),
-            Input::CarrierAddrs(addrs) => self.carrier_addrs = addrs,
+            Input::CarrierAddrs(addrs) => {
+                self.carrier_addrs = addrs;
+                self.publish_carrier_states();
+            }
+            Input::Command(command) => self.on_command(*command),
         }
     }
 
@@ -388,9 +425,11 @@ impl Node {
         if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
             self.last_sweep = now;
             self.sweep();
+            self.publish_status();
         }
         let actions = self.layer.on_timer(now);
         self.execute(actions);
+        self.carrier_timers(now);
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -534,6 +573,11 @@ impl Node {
                 let _g = span.enter();
                 let overflow = matches!(timer.kind, TimerKind::QueueOverflow);
                 self.queue_timeout(&timer.call, overflow);
+            }
+            TimerKind::CarrierSilence(idx, tx) => {
+                let span = call.span.clone();
+                let _g = span.enter();
+                self.carrier_silent(&timer.call, idx, tx);
             }
         }
     }

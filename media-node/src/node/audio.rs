@@ -25,7 +25,7 @@ impl Node {
         };
         match call.state {
             CallerState::Answered => true,
-            CallerState::Finished => false,
+            CallerState::Finished | CallerState::Dialling => false,
             CallerState::Routing | CallerState::Alerted => {
                 call.state = CallerState::Answered;
                 tracing::info!(call_id = %key, "answering the caller for the media plane");

@@ -48,6 +48,9 @@ pub(super) enum CallerState {
     Answered,
     /// A final error was sent (or the layer sent 487 after CANCEL).
     Finished,
+    /// Outbound: no INVITE to answer; the agent's phone rings. Once the agent picks up, their
+    /// leg becomes the call's first side and the state `Answered`.
+    Dialling,
 }
 
 /// The caller's media: our socket pair (until the call's media task takes it), the SDP we
@@ -97,6 +100,10 @@ pub(super) struct Call {
     pub(super) recording: Option<(RecordingHandle, pb::RecordingMode)>,
     /// The caller chose a queue callback: the call ends as such however it ends.
     pub(super) callback_chosen: bool,
+    /// An outbound callback: the agent rings first, then the client.
+    pub(super) outbound: Option<super::outbound::Outbound>,
+    /// When the call started, for the router's list of active calls.
+    pub(super) started_at: jiff::Timestamp,
 }
 
 impl Call {
@@ -188,6 +195,8 @@ impl Node {
             carrier: carrier.clone(),
             anonymous: caller_number.is_empty(),
             sip_call_id,
+            // Still inside `sip.invite`: the reporter's ingestion span becomes its child.
+            traceparent: super::trace::current_traceparent(),
             ..Default::default()
         }));
         self.health.metrics().calls.inc();
@@ -195,8 +204,6 @@ impl Node {
         let contact = self.contact(source.transport);
         let max_forwards = sipmsg::max_forwards(&request);
         self.tx_role.insert(tx, TxRole::CallerInvite(key.clone()));
-            // Still inside `sip.invite`: the reporter's ingestion span becomes its child.
-            traceparent: super::trace::current_traceparent(),
         self.router.plan(
             &key,
             pb::PlanCallRequest {
@@ -240,6 +247,8 @@ impl Node {
             voicemail: None,
             recording: None,
             callback_chosen: false,
+            outbound: None,
+            started_at: jiff::Timestamp::now(),
         };
         self.calls.insert(key, call);
     }
@@ -337,6 +346,10 @@ impl Node {
         let Some(call) = self.calls.get_mut(key) else {
             return;
         };
+        if call.state == CallerState::Dialling {
+            // An outbound call has no INVITE of ours to answer.
+            return;
+        }
         let contact = (code > 100 && code < 300).then(|| call.contact.clone());
         let body = sdp.then(|| call.media.answer.clone());
         let response = sipmsg::respond(

@@ -83,6 +83,16 @@ impl Node {
                 tracing::info!("2xx to a cancelled INVITE: ACK and BYE");
                 self.hang_up_orphan(&invite, &response, dest, &contact);
             }
+            Some(TxRole::Probe(_)) if code >= 200 => {
+                if let Some(TxRole::Probe(name)) = self.tx_role.remove(&tx) {
+                    self.on_probe(&name, Some(code));
+                }
+            }
+            Some(TxRole::Trunk(_)) if code >= 200 => {
+                if let Some(TxRole::Trunk(name)) = self.tx_role.remove(&tx) {
+                    self.on_trunk(&name, Some(&response));
+                }
+            }
             Some(TxRole::PassThrough { .. }) if code >= 200 => {
                 if let Some(TxRole::PassThrough {
                     call,
@@ -120,6 +130,11 @@ impl Node {
 
     pub(super) fn on_timeout(&mut self, tx: TxId, kind: Timeout) {
         match self.tx_role.get(&tx) {
+            Some(TxRole::Probe(_) | TxRole::Trunk(_)) => match self.tx_role.remove(&tx) {
+                Some(TxRole::Probe(name)) => self.on_probe(&name, None),
+                Some(TxRole::Trunk(name)) => self.on_trunk(&name, None),
+                _ => {}
+            },
             Some(TxRole::LegInvite(key, idx)) => {
                 let (key, idx) = (key.clone(), *idx);
                 let alerted = self
@@ -163,9 +178,17 @@ impl Node {
     }
 
     pub(super) fn on_transport_error(&mut self, tx: TxId) {
-        if let Some(TxRole::LegInvite(key, idx)) = self.tx_role.get(&tx) {
-            let (key, idx) = (key.clone(), *idx);
-            self.leg_failed(&key, idx, 0, "transport error", true);
+        match self.tx_role.get(&tx) {
+            Some(TxRole::LegInvite(key, idx)) => {
+                let (key, idx) = (key.clone(), *idx);
+                self.leg_failed(&key, idx, 0, "transport error", true);
+            }
+            Some(TxRole::Probe(_) | TxRole::Trunk(_)) => match self.tx_role.remove(&tx) {
+                Some(TxRole::Probe(name)) => self.on_probe(&name, None),
+                Some(TxRole::Trunk(name)) => self.on_trunk(&name, None),
+                _ => {}
+            },
+            _ => {}
         }
     }
 
@@ -206,7 +229,12 @@ impl Node {
                         self.end_call(key, ending);
                     }
                     Side::Leg(i) if Some(i) == answered => {
-                        self.end_call(key, hung_up(pb::HangupParty::Agent))
+                        // Outbound, the answered leg is the client's.
+                        let party = match self.calls.get(key).map(|c| c.outbound.is_some()) {
+                            Some(true) => pb::HangupParty::Client,
+                            _ => pb::HangupParty::Agent,
+                        };
+                        self.end_call(key, hung_up(party))
                     }
                     Side::Leg(i) => {
                         if let Some(leg) = self.calls.get_mut(key).and_then(|c| c.legs.get_mut(i)) {

@@ -71,6 +71,8 @@ impl Node {
         };
         let state = call.state;
         let answered = call.answered;
+        let outbound = call.outbound.is_some();
+        let agent_leg = call.outbound.as_ref().and_then(|o| o.agent_leg);
         // The final response the caller got, for CallEnded (0 once answered: ended by BYE).
         let mut sip_code = 0u32;
         if matches!(state, CallerState::Routing | CallerState::Alerted) {
@@ -81,14 +83,22 @@ impl Node {
             };
             self.reply_caller(key, code, false);
             sip_code = u32::from(code);
-        } else if state == CallerState::Finished {
+        } else if matches!(state, CallerState::Finished | CallerState::Dialling) {
             sip_code = u32::from(ending.sip_code);
         }
-        if state == CallerState::Answered && ending.party != pb::HangupParty::Client {
+        // The party that hung up needs no BYE. Inbound, the caller side is the client and the
+        // answered leg an agent; outbound (a callback), the caller side is the agent who picked
+        // up first and the answered leg the client.
+        let (caller_party, leg_party) = if outbound {
+            (pb::HangupParty::Agent, pb::HangupParty::Client)
+        } else {
+            (pb::HangupParty::Client, pb::HangupParty::Agent)
+        };
+        if state == CallerState::Answered && ending.party != caller_party {
             self.send_bye(key, Side::Caller);
         }
         if let Some(idx) = answered
-            && ending.party != pb::HangupParty::Agent
+            && ending.party != leg_party
         {
             self.send_bye(key, Side::Leg(idx));
         }
@@ -106,7 +116,15 @@ impl Node {
                 self.router.report(Report::Leg(ev));
             }
         }
-        if call.reserved_any {
+        // A callback's agent leg became the caller side: it ends with the call.
+        if let Some(idx) = agent_leg
+            && let Some(leg) = call.legs.get_mut(idx)
+        {
+            leg.state = LegState::Ended;
+            let ev = self.leg_event(&call.key, leg, pb::LegEventKind::Ended, 0, false);
+            self.router.report(Report::Leg(ev));
+        }
+        if call.reserved_any || outbound {
             self.router
                 .report(Report::Release(pb::ReleaseAgentsRequest {
                     call_id: call.key.clone(),
@@ -123,6 +141,9 @@ impl Node {
         self.ports.release(call.media.port);
         for leg in &call.legs {
             self.ports.release(leg.port);
+            if leg.holds_channel {
+                self.carrier_book.release(&leg.carrier);
+            }
             if let Some(id) = &leg.dialog {
                 self.dialogs.remove(id);
                 self.dialog_owner.remove(id);
@@ -159,6 +180,14 @@ impl Node {
         let Some(call) = self.calls.get_mut(key) else {
             return bridged;
         };
+        if call.outbound.is_some() {
+            // A callback's caller side is the agent: their hang-up is no abandoned call.
+            return Ending {
+                party: pb::HangupParty::Agent,
+                reason: "the agent hung up".into(),
+                ..bridged
+            };
+        }
         if call.answered.is_some() {
             return bridged;
         }

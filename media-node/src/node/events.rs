@@ -66,9 +66,8 @@ impl CallEvents {
             node_id: node_id.to_owned(),
             // The trace of the span the call starts in (`sip.invite`) when it is traced, so
             // the CDR names a trace that exists; a random id otherwise, still one per call.
-            trace_id: super::trace::current_trace_id().unwrap_or_else(|| {
-                format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
-            }),
+            trace_id: super::trace::current_trace_id()
+                .unwrap_or_else(|| format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))),
             sequence: 0,
             sink,
         }

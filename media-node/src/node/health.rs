@@ -4,14 +4,11 @@
 //! with `/healthz`, `/readyz` (503 while draining) and `/metrics` for when the node runs alone.
 //!
 //! Carrier health (`dialtone_carrier_up{carrier}`) is set through
-//! [`NodeMetrics::set_carrier_up`]. Until OPTIONS probing lands, [`watch_carriers`] sets it
-//! from name resolution alone: 1 when the carrier's address resolves, 0 when it does not. A
-//! prober replaces that task and calls the same setter.
+//! [`NodeMetrics::set_carrier_up`], which the actor calls whenever a carrier's OPTIONS probes
+//! or its address resolution change: 1 when it is up and resolved, 0 when not.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -19,7 +16,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::sync::watch;
 
 type Labels = Vec<(String, String)>;
 
@@ -197,66 +193,5 @@ impl Health {
                     }
                 }),
             )
-    }
-}
-
-/// Whether a carrier's `host` resolves (an IP literal always does). DNS gets 5 s.
-async fn resolves(host: &str, port: u16) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    let lookup = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::lookup_host((host, port)),
-    )
-    .await;
-    match lookup {
-        Ok(Ok(mut addrs)) => addrs.next().is_some(),
-        _ => false,
-    }
-}
-
-/// Sets `dialtone_carrier_up` for every carrier of the snapshot whenever it changes (and every
-/// minute, so a name that starts or stops resolving is noticed), until `shutdown` turns true.
-/// Carriers gone from the snapshot lose their series.
-pub(super) async fn watch_carriers(
-    metrics: NodeMetrics,
-    mut snapshot: watch::Receiver<Arc<dialtone_model::Snapshot>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut known: Vec<String> = Vec::new();
-    loop {
-        let targets: Vec<(String, String, u16)> = snapshot
-            .borrow_and_update()
-            .carriers
-            .values()
-            .map(|c| (c.name.clone(), c.host.clone(), c.port))
-            .collect();
-        for gone in known
-            .iter()
-            .filter(|k| !targets.iter().any(|(name, _, _)| name == *k))
-        {
-            metrics
-                .carrier_up
-                .remove(&vec![("carrier".to_owned(), gone.clone())]);
-        }
-        known = targets.iter().map(|(name, _, _)| name.clone()).collect();
-        for (name, host, port) in &targets {
-            metrics.set_carrier_up(name, resolves(host, *port).await);
-        }
-        tokio::select! {
-            changed = snapshot.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-            () = tokio::time::sleep(Duration::from_secs(60)) => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    return;
-                }
-            }
-        }
     }
 }

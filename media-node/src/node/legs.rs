@@ -47,12 +47,23 @@ pub(super) struct Leg {
     pub(super) carriers_left: Vec<String>,
     pub(super) queue: String,
     pub(super) owner: bool,
+    /// The From user when it is not the call's caller (a callback shows the agent the client
+    /// and the client our number).
+    pub(super) from_user: Option<String>,
     pub(super) tx: TxId,
     pub(super) invite: Request,
     pub(super) dest: Peer,
     pub(super) contact: String,
     pub(super) generation: u64,
     pub(super) state: LegState,
+    /// The final error code once failed (0: timeout or unreachable).
+    pub(super) final_code: u16,
+    /// Something (even `100 Trying`) came back for the current INVITE.
+    pub(super) heard: bool,
+    /// The carrier's challenge was answered once already.
+    pub(super) auth_answered: bool,
+    /// The leg holds one of its carrier's channels (given back when it ends).
+    pub(super) holds_channel: bool,
     pub(super) alerted: bool,
     pub(super) dialog: Option<DialogId>,
     pub(super) pair: Option<RtpPair>,
@@ -68,6 +79,8 @@ pub(super) struct LegRequest {
     pub(super) owner: bool,
     /// For number destinations: carriers in order.
     pub(super) carriers: Vec<String>,
+    /// The From user; `None` means the call's caller.
+    pub(super) from_user: Option<String>,
 }
 
 impl Node {
@@ -81,6 +94,10 @@ impl Node {
                 let mut found = None;
                 while !carriers.is_empty() {
                     let name = carriers.remove(0);
+                    if let Err(why) = self.carrier_book.usable(&name) {
+                        tracing::info!(carrier = %name, ?why, "carrier skipped");
+                        continue;
+                    }
                     if let Some(addr) = self.carrier_addrs.get(&name).and_then(|a| a.first()) {
                         found = Some((name, *addr));
                         break;
@@ -145,7 +162,7 @@ impl Node {
         );
         let spec = sipmsg::InviteSpec {
             target: &target,
-            from_user: &call.caller_number,
+            from_user: req.from_user.as_deref().unwrap_or(&call.caller_number),
             local_host: &host,
             from_tag: &from_tag,
             call_id: &sip_call_id,
@@ -185,12 +202,17 @@ impl Node {
             carriers_left: carriers,
             queue: req.queue.clone(),
             owner: req.owner,
+            from_user: req.from_user.clone(),
             tx,
             invite,
             dest,
             contact,
             generation,
             state: LegState::Calling,
+            final_code: 0,
+            heard: false,
+            auth_answered: false,
+            holds_channel: !carrier.is_empty(),
             alerted: false,
             dialog: None,
             port: pair.port,
@@ -218,12 +240,22 @@ impl Node {
             )
         });
         let idx = call.legs.len();
+        let carrier_leg = leg.holds_channel.then(|| leg.carrier.clone());
         call.legs.push(leg);
         if let Some(ev) = report {
             self.router.report(Report::Leg(ev));
         }
         self.tx_role
             .insert(tx, TxRole::LegInvite(key.to_owned(), idx));
+        if let Some(carrier) = carrier_leg {
+            self.carrier_book.acquire(&carrier);
+            let timer = super::actor::Timer {
+                call: key.to_owned(),
+                generation: 0,
+                kind: super::actor::TimerKind::CarrierSilence(idx, tx),
+            };
+            self.arm(Instant::now() + super::carriers::CARRIER_SILENCE, timer);
+        }
         self.execute(actions);
         true
     }
@@ -248,6 +280,16 @@ impl Node {
         };
         let span = call.span.clone();
         let _g = span.enter();
+        let Some(leg) = call.legs.get_mut(idx) else {
+            return;
+        };
+        leg.heard = true;
+        if matches!(code, 401 | 407) && self.answer_carrier_challenge(key, idx, &response) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
         let Some(leg) = call.legs.get_mut(idx) else {
             return;
         };
@@ -319,6 +361,9 @@ impl Node {
             .insert(id.clone(), (key.to_owned(), Side::Leg(idx)));
         self.dialogs.insert(dialog);
         self.ack_leg(key, idx);
+        if self.agent_picks_up_callback(key, idx, &response) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(key) else {
             return;
         };
@@ -330,7 +375,10 @@ impl Node {
         let negotiated = sipmsg::sdp_body(&response.headers, &response.body)
             .and_then(|s| sdp::parse(&s).ok())
             .and_then(|s| sdp::negotiated(&s, &CODECS).ok());
-        if !won || leg.state == LegState::Cancelled || negotiated.is_none() {
+        if !won
+            || matches!(leg.state, LegState::Cancelled | LegState::Failed)
+            || negotiated.is_none()
+        {
             let why = if negotiated.is_none() {
                 "no usable SDP answer"
             } else {
@@ -417,6 +465,12 @@ impl Node {
             _ => return,
         }
         leg.state = LegState::Failed;
+        leg.final_code = code;
+        if leg.holds_channel {
+            leg.holds_channel = false;
+            let carrier = leg.carrier.clone();
+            self.carrier_book.release(&carrier);
+        }
         leg.pair = None;
         let port = leg.port;
         let leg_id = leg.id.clone();
@@ -435,6 +489,7 @@ impl Node {
             queue: leg.queue.clone(),
             owner: leg.owner,
             carriers,
+            from_user: leg.from_user.clone(),
         });
         call.emit(Kind::LegFailed(pb::LegFailed {
             leg_id: leg_id.clone(),
@@ -471,6 +526,11 @@ impl Node {
         }
         leg.state = LegState::Cancelled;
         leg.pair = None;
+        if leg.holds_channel {
+            leg.holds_channel = false;
+            let carrier = leg.carrier.clone();
+            self.carrier_book.release(&carrier);
+        }
         let (tx, port, leg_id) = (leg.tx, leg.port, leg.id.clone());
         call.emit(Kind::LegCancelled(pb::LegCancelled {
             leg_id: leg_id.clone(),

@@ -61,6 +61,7 @@ mod audio;
 mod backup;
 mod bridge;
 mod call;
+mod carriers;
 mod config;
 mod dialog_ops;
 mod ending;
@@ -69,6 +70,8 @@ mod health;
 mod hold;
 mod ivr;
 mod legs;
+mod node_link;
+mod outbound;
 mod owner;
 mod plan;
 mod prompts;
@@ -79,9 +82,9 @@ mod router;
 mod rtp;
 mod session;
 mod sipmsg;
+mod trace;
 mod transport;
 mod voicemail;
-mod trace;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a failure stops the test with the error
@@ -174,11 +177,6 @@ impl MediaNode {
         let tcp = bound.tcp_addrs();
         let task = actor::spawn(
             config,
-        tokio::spawn(health::watch_carriers(
-            health.metrics().clone(),
-            snapshot.clone(),
-            shutdown.clone(),
-        ));
             bound,
             snapshot,
             router,

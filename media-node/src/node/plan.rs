@@ -413,6 +413,7 @@ impl Node {
                     queue: queue.clone(),
                     owner,
                     carriers: carriers.clone(),
+                    from_user: None,
                 };
                 if self.create_leg(key, req) {
                     created += 1;
@@ -487,10 +488,14 @@ impl Node {
     }
 
     /// The current stage produced no answer.
-    fn stage_over(&mut self, key: &str) {
+    pub(super) fn stage_over(&mut self, key: &str) {
         let Some(call) = self.calls.get_mut(key) else {
             return;
         };
+        if call.outbound.is_some() {
+            self.callback_stage_over(key);
+            return;
+        }
         match &call.exec.mode {
             Mode::Ring { sequential, .. } if !sequential.is_empty() => self.next_sequential(key),
             Mode::Queue { .. } => {

@@ -185,6 +185,18 @@ pub(super) struct InviteSpec<'a> {
     pub(super) sdp: &'a str,
 }
 
+/// The request an outbound call keeps where an inbound call keeps the caller's INVITE: never
+/// sent nor answered (an outbound call's state says so), only there so a call has one shape.
+pub(super) fn placeholder_request() -> Request {
+    Request {
+        method: Method::Invite,
+        uri: rsipstack::sip::Uri::default(),
+        version: Version::V2,
+        headers: Headers::default(),
+        body: Vec::new(),
+    }
+}
+
 /// A new INVITE toward an agent or a carrier (the layer adds Via and Content-Length).
 pub(super) fn invite(spec: &InviteSpec<'_>) -> Result<Request, crate::sip::dialog::DialogError> {
     let mut headers = Headers::default();

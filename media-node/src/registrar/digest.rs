@@ -138,7 +138,7 @@ impl Credentials {
 }
 
 /// Splits `name=value, name="quoted \"value\"", …`. `None` on broken syntax.
-fn params(mut s: &str) -> Option<Vec<(String, String)>> {
+pub(crate) fn params(mut s: &str) -> Option<Vec<(String, String)>> {
     let mut out = Vec::new();
     loop {
         s = s.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');

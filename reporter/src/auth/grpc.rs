@@ -147,6 +147,8 @@ where
             Ok(principal) => {
                 if let Some(p) = principal {
                     req.extensions_mut().insert(Caller(p.name.clone()));
+                    req.extensions_mut()
+                        .insert(dialtone_proto::Authenticated(p.name.clone()));
                     req.extensions_mut().insert(p);
                 }
                 // The clone that was made ready answers this call; the fresh clone waits for

@@ -398,9 +398,12 @@ pub fn plan_call(
         resolver.reach(Pending::Scheme(name.clone()));
         resolver.schemes.get(name).cloned()
     });
-    // Outbound legs try carriers lowest priority first; ties keep the manifest's order.
-    let mut carriers = config.carriers.clone();
-    carriers.sort_by_key(|c| snapshot.carriers.get(c).map_or(u16::MAX, |c| c.priority));
+    // Outbound legs try carriers lowest priority first, by weight among equals.
+    let carriers = carriers::order_carriers(
+        snapshot,
+        &config.carriers,
+        carriers::call_seed(caller.as_deref(), req.at.as_nanosecond()),
+    );
     PlanOutcome::Plan(Box::new(CallPlan {
         number_name,
         number,
@@ -653,6 +656,7 @@ impl Resolver<'_> {
     }
 }
 
+pub mod carriers;
 mod explain;
 pub use explain::explain;
 

@@ -7,7 +7,7 @@ const MAIN: &str = "+380441234567";
 const MONDAY_10_KYIV: &str = "2026-11-23T08:00:00Z";
 const MONDAY_21_KYIV: &str = "2026-11-23T19:00:00Z";
 
-fn demo() -> Snapshot {
+pub(super) fn demo() -> Snapshot {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
     let mut paths: Vec<_> = (std::fs::read_dir(&dir).expect("examples/demo"))
         .map(|e| e.expect("entry").path())

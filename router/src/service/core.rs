@@ -69,7 +69,16 @@ pub struct RouterCore {
     /// Every agent's availability as of the last change, for plans: planning reads this
     /// instead of taking the lock, so plans never queue behind presence updates.
     pub(super) view: std::sync::RwLock<Arc<AvailabilityView>>,
+    /// The media nodes connected through `NodeSession`, which carry out callbacks.
+    pub nodes: super::nodes::NodeRegistry,
+    /// Each client's last dialled PhoneNumber (client → number), the caller ID a callback
+    /// shows so the client recognises who calls back. Memory only, bounded.
+    pub(super) dialled: Mutex<std::collections::HashMap<String, String>>,
 }
+
+/// Most clients whose last dialled number is remembered; past it the map starts over (a
+/// callback then shows the first PhoneNumber, which is still ours).
+const DIALLED_MAX: usize = 200_000;
 
 /// Agent name → availability, as of the last change.
 type AvailabilityView = std::collections::HashMap<String, AgentAvailability>;
@@ -186,6 +195,8 @@ impl RouterCore {
             state_file,
             dirty: Notify::new(),
             view,
+            nodes: super::nodes::NodeRegistry::default(),
+            dialled: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -364,6 +375,27 @@ impl RouterCore {
         let offline = AgentAvailability::from_state(plan::AgentState::Offline);
         let lookup = |agent: &str| view.get(agent).copied().unwrap_or(offline);
         (plan::plan_call(&snapshot, &req, &lookup), generation)
+    }
+
+    /// Remembers the number a client dialled (for a callback's caller ID).
+    pub fn note_dialled(&self, client: &str, number: &str) {
+        if client.is_empty() {
+            return;
+        }
+        let mut map = self.dialled.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= DIALLED_MAX && !map.contains_key(client) {
+            map.clear();
+        }
+        map.insert(client.to_owned(), number.to_owned());
+    }
+
+    /// The PhoneNumber a client last dialled, if known.
+    pub fn last_dialled(&self, client: &str) -> Option<String> {
+        self.dialled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(client)
+            .cloned()
     }
 
     /// The live board now.

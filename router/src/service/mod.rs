@@ -6,8 +6,11 @@
 //! by construction. Time comes from an injectable [`Clock`]; time-driven changes (registration
 //! expiry, wrap-up ends, lapsed reservations) are applied by [`RouterCore::run_timers`].
 
+mod call_control;
 pub mod convert;
 mod core;
+mod nodes;
+mod trace;
 
 use crate::owner::OwnerLookupError;
 use crate::plan::{self};
@@ -22,10 +25,12 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+pub use self::call_control::CallControlService;
 pub use self::core::{Clock, RouterCore, SystemClock};
 use self::core::{
     Owner, instant, owner_response, presence_status, queue_status_err, required, target_now,
 };
+pub use self::nodes::{CommandError, NodeRegistry};
 
 /// `dialtone.v1.Router` served over a [`RouterCore`].
 #[derive(Debug, Clone)]
@@ -53,12 +58,15 @@ impl pb::router_server::Router for RouterService {
         &self,
         req: Request<pb::PlanCallRequest>,
     ) -> Result<Response<pb::PlanCallResponse>, Status> {
+        let span = tracing::info_span!("router.plan", call_id = %req.get_ref().call_id, number = %req.get_ref().number);
+        let _guard = trace::follow(req.metadata(), span).entered();
         let r = req.into_inner();
         required("number", &r.number)?;
         let at = instant(r.at.as_ref(), "at")?;
         let caller = (!r.caller.is_empty()).then_some(r.caller);
-        let span = tracing::info_span!("router.plan", call_id = %r.call_id, number = %r.number);
-        let _guard = span.enter();
+        if let Some(client) = &caller {
+            self.core.note_dialled(client, &r.number);
+        }
         let (outcome, generation) = self.core.plan(&r.number, caller, at);
         Ok(Response::new(convert::plan_response(
             &outcome,
@@ -86,6 +94,8 @@ impl pb::router_server::Router for RouterService {
         &self,
         req: Request<pb::ReserveAgentsRequest>,
     ) -> Result<Response<pb::ReserveAgentsResponse>, Status> {
+        let span = tracing::info_span!("router.reserve", call_id = %req.get_ref().call_id);
+        let _guard = trace::follow(req.metadata(), span).entered();
         let r = req.into_inner();
         required("call_id", &r.call_id)?;
         let hold = r
@@ -145,6 +155,8 @@ impl pb::router_server::Router for RouterService {
         &self,
         req: Request<pb::LegEvent>,
     ) -> Result<Response<pb::ReportLegEventResponse>, Status> {
+        let span = tracing::info_span!("router.leg_event", call_id = %req.get_ref().call_id);
+        let _guard = trace::follow(req.metadata(), span).entered();
         let r = req.into_inner();
         required("call_id", &r.call_id)?;
         required("agent", &r.agent)?;
@@ -442,6 +454,8 @@ impl pb::router_server::Router for RouterService {
         &self,
         req: Request<pb::QueueJoinRequest>,
     ) -> Result<Response<pb::QueueJoinResponse>, Status> {
+        let span = tracing::info_span!("router.queue_join", call_id = %req.get_ref().call_id);
+        let _guard = trace::follow(req.metadata(), span).entered();
         let r = req.into_inner();
         required("call_id", &r.call_id)?;
         required("queue", &r.queue)?;
@@ -476,6 +490,8 @@ impl pb::router_server::Router for RouterService {
         &self,
         req: Request<pb::QueueNextAgentRequest>,
     ) -> Result<Response<pb::QueueNextAgentResponse>, Status> {
+        let span = tracing::info_span!("router.queue_next", call_id = %req.get_ref().call_id);
+        let _guard = trace::follow(req.metadata(), span).entered();
         let r = req.into_inner();
         required("call_id", &r.call_id)?;
         required("queue", &r.queue)?;
@@ -686,24 +702,29 @@ impl pb::router_server::Router for RouterService {
     ) -> Result<Response<Self::NodeSessionStream>, Status> {
         let mut inbound = req.into_inner();
         let (tx, out) = mpsc::channel::<Result<pb::NodeCommand, Status>>(16);
+        let core = self.core.clone();
         tokio::spawn(async move {
-            // Commands toward nodes (callbacks, hang-ups) are sent through `tx` once call
-            // control lands; until then the session tracks which nodes are connected.
-            let _commands = tx;
-            let mut node = String::new();
+            let mut session = None;
             while let Ok(Some(msg)) = inbound.message().await {
                 match msg.body {
                     Some(pb::node_message::Body::Hello(h)) => {
-                        node = h.node_id;
-                        tracing::info!(node = %node, address = %h.sip_address, "media node connected");
+                        tracing::info!(node = %h.node_id, address = %h.sip_address, "media node connected");
+                        let id = core.nodes.connect(&h, tx.clone());
+                        session = Some((h.node_id, id));
                     }
                     Some(pb::node_message::Body::Status(s)) => {
-                        tracing::debug!(node = %node, active = s.active_calls.len(), draining = s.draining, "media node status");
+                        if let Some((node, id)) = &session {
+                            core.nodes.status(node, *id, s);
+                        }
                     }
-                    Some(pb::node_message::Body::Result(_)) | None => {}
+                    Some(pb::node_message::Body::Result(r)) => core.nodes.result(r),
+                    None => {}
                 }
             }
-            tracing::info!(node = %node, "media node disconnected");
+            if let Some((node, id)) = session {
+                core.nodes.disconnect(&node, id);
+                tracing::info!(node = %node, "media node disconnected");
+            }
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(out),
