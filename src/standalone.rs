@@ -206,6 +206,9 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     );
     tasks.push(tokio::spawn(router.clone().run_timers(shutdown.receiver())));
     tasks.push(tokio::spawn(
+        router.clone().run_queue_callbacks(shutdown.receiver()),
+    ));
+    tasks.push(tokio::spawn(
         router.clone().run_persister(shutdown.receiver()),
     ));
     let ing = ingestor.clone();

@@ -22,8 +22,44 @@ use support::sipp::{ensure_sipp, sipp};
 const CLIENT: &str = "+380501234567";
 const LINE: &str = "+380441230000";
 
+/// The support line: a queue of anna's whose callback digit is `*`.
+const SUPPORT: &str = "+380441230001";
+const SUPPORT_QUEUE: &str = r#"
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: CallQueue
+metadata: {name: support, namespace: e2e}
+spec:
+  members: {agents: [anna]}
+  strategy: linear
+  ringTimeoutSeconds: 10
+  maxWaitSeconds: 300
+  callbackDigit: "*"
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: ForwardingScheme
+metadata: {name: support, namespace: e2e}
+spec:
+  steps:
+    - queue: {name: support}
+---
+apiVersion: dialtone.dev/v1alpha1
+kind: PhoneNumber
+metadata: {name: support-line, namespace: e2e}
+spec:
+  number: "+380441230001"
+  carriers: [loopback]
+  schedule: always
+  routes: {open: support}
+"#;
+
 /// The e2e call center with its carrier at `carrier` (where the client's SIPp listens).
 fn config(carrier: u16) -> tempfile::TempDir {
+    config_with(carrier, "")
+}
+
+/// [`config`] plus more manifests.
+fn config_with(carrier: u16, more: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e/callcenter.yaml"),
@@ -34,7 +70,7 @@ fn config(carrier: u16) -> tempfile::TempDir {
         text.contains(&format!(":{carrier}")),
         "carrier address patched"
     );
-    std::fs::write(dir.path().join("callcenter.yaml"), text).expect("write manifests");
+    std::fs::write(dir.path().join("callcenter.yaml"), text + more).expect("write manifests");
     dir
 }
 
@@ -198,6 +234,136 @@ async fn a_callback_rings_the_agent_then_the_client_and_processes_the_missed_gro
         "{how:?}"
     );
     assert_eq!(group.callback_attempts, 1, "{group:?}");
+
+    shutdown.fire();
+    running.join().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_callback_is_made_when_the_callers_turn_comes() {
+    ensure_sipp();
+    let mut client = sipp("tests/sipp/callback_client.xml", &[]);
+    client.ready().await;
+    let config = config_with(client.port, SUPPORT_QUEUE);
+    let data = tempfile::tempdir().expect("tempdir");
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let settings = Settings {
+        config: config.path().to_owned(),
+        data: data.path().to_owned(),
+        database_url: None,
+        grpc: any,
+        http: any,
+        sip: Some(any),
+    };
+    let shutdown = Shutdown::new();
+    let running = standalone::start(&settings, shutdown.clone())
+        .await
+        .expect("standalone starts");
+    let sip = running.sip_udp[0];
+    let url = format!("http://{}", running.grpc);
+    let mut router = RouterClient::connect(url.clone()).await.expect("router");
+
+    // 1. Nobody is free: the client waits, presses *, and the node hangs up keeping the place.
+    let waiting = sipp(
+        "tests/sipp/carrier_queue_callback.xml",
+        &["-s".into(), SUPPORT.into(), sip.to_string()],
+    );
+    waiting
+        .outcome()
+        .await
+        .expect("the caller pressed * and the node hung up");
+    let board = router
+        .get_live_board(pb::GetLiveBoardRequest {
+            omit_contacts: true,
+        })
+        .await
+        .expect("live board")
+        .into_inner();
+    let queue = board
+        .queues
+        .iter()
+        .find(|q| q.queue == "support")
+        .expect("the support queue");
+    assert!(
+        queue
+            .callers
+            .iter()
+            .any(|c| c.callback && c.caller == CLIENT),
+        "the client keeps the place: {queue:?}"
+    );
+
+    // 2. Anna signs in: her turn comes, she is rung showing the client, then the client is
+    //    dialled showing the number they called.
+    let mut anna = sipp("tests/sipp/callback_agent.xml", &[]);
+    anna.ready().await;
+    router
+        .register_contact(pb::RegisterContactRequest {
+            agent: "anna".into(),
+            uri: format!("sip:anna@127.0.0.1:{}", anna.port),
+            expires: Some(prost_types::Duration {
+                seconds: 600,
+                nanos: 0,
+            }),
+            node_id: "sipp".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("register");
+    let (a, c) = tokio::join!(anna.outcome(), client.outcome());
+    c.expect("the client was called back from the line they called, answered and hung up");
+    a.expect("anna saw the client's number, answered and got the BYE");
+
+    // 3. The queue is empty again; the call log has the queue call and its answered callback.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut reports = reports_client(&url, data.path()).await;
+    loop {
+        let board = router
+            .get_live_board(pb::GetLiveBoardRequest {
+                omit_contacts: true,
+            })
+            .await
+            .expect("live board")
+            .into_inner();
+        let empty = board
+            .queues
+            .iter()
+            .find(|q| q.queue == "support")
+            .is_some_and(|q| q.callers.is_empty());
+        let calls = reports
+            .calls(pb::CallsRequest::default())
+            .await
+            .expect("calls report")
+            .into_inner()
+            .calls;
+        let callback = calls.iter().find(|r| {
+            r.direction == pb::Direction::Outbound as i32
+                && r.status == "answered"
+                && r.ended_at.is_some()
+        });
+        if empty && let Some(row) = callback {
+            assert_eq!(
+                (row.number.as_str(), row.caller.as_str()),
+                (CLIENT, SUPPORT)
+            );
+            assert_eq!(row.answered_by, "anna");
+            assert!(row.callback, "{row:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the callback never completed: queue empty {empty}, calls {calls:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missed = reports
+        .missed(pb::MissedRequest::default())
+        .await
+        .expect("missed report")
+        .into_inner();
+    assert!(
+        missed.calls.iter().all(|r| r.caller != CLIENT),
+        "a queue caller whose callback was answered is not missed: {missed:?}"
+    );
 
     shutdown.fire();
     running.join().await;

@@ -125,6 +125,7 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
         args.data.join("router-state.json"),
     );
     tokio::spawn(core.clone().run_timers(shutdown.receiver()));
+    tokio::spawn(core.clone().run_queue_callbacks(shutdown.receiver()));
     let persister = tokio::spawn(core.clone().run_persister(shutdown.receiver()));
 
     let readiness = Readiness::new();

@@ -106,15 +106,18 @@ impl Node {
             callback_id: order.callback_id.clone(),
             ..Default::default()
         }));
-        events.emit(Kind::CallbackOrdered(pb::CallbackOrdered {
-            callback_id: order.callback_id.clone(),
-            origin: pb::CallbackOrigin::Api as i32,
-            agent: target.agent.clone(),
-            to: order.to.clone(),
-            caller_id: order.caller_id.clone(),
-            ordered_by: order.ordered_by.clone(),
-            queue: String::new(),
-        }));
+        // A queue callback was announced by the queue call that chose it.
+        if order.origin != pb::CallbackOrigin::Queue as i32 {
+            events.emit(Kind::CallbackOrdered(pb::CallbackOrdered {
+                callback_id: order.callback_id.clone(),
+                origin: pb::CallbackOrigin::Api as i32,
+                agent: target.agent.clone(),
+                to: order.to.clone(),
+                caller_id: order.caller_id.clone(),
+                ordered_by: order.ordered_by.clone(),
+                queue: String::new(),
+            }));
+        }
         self.health.metrics().calls.inc();
         self.health.metrics().active_calls.inc();
         let placeholder = sipmsg::placeholder_request();

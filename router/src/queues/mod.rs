@@ -104,6 +104,9 @@ struct Entry {
     joined_at: Timestamp,
     callback: bool,
     offers: u32,
+    /// A callback for this entry is being made (the agent rings): not offered again until it
+    /// fails.
+    dialling: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +280,7 @@ impl QueueEngine {
                 joined_at: now,
                 callback: false,
                 offers: 0,
+                dialling: false,
             });
             self.calls.insert(call_id.to_owned(), queue.to_owned());
         }
@@ -292,6 +296,35 @@ impl QueueEngine {
             state.callers.retain(|e| e.call_id != call_id);
         }
         Some(queue)
+    }
+
+    /// Callers at the head of their queue who chose a callback and are not being called back
+    /// now: (queue, call id, client number). The router, not a media node, makes these
+    /// callbacks — the callers have hung up.
+    pub fn callback_heads(&self) -> Vec<(String, String, String)> {
+        self.queues
+            .iter()
+            .filter_map(|(name, state)| {
+                let head = state.callers.front()?;
+                (head.callback && !head.dialling && !head.caller.is_empty())
+                    .then(|| (name.clone(), head.call_id.clone(), head.caller.clone()))
+            })
+            .collect()
+    }
+
+    /// Marks a callback for `call_id` as under way (or no longer, when it failed: the caller
+    /// keeps the place and is offered again).
+    pub fn set_dialling(&mut self, call_id: &str, dialling: bool) {
+        let Some(queue) = self.calls.get(call_id) else {
+            return;
+        };
+        if let Some(e) = self
+            .queues
+            .get_mut(queue)
+            .and_then(|s| s.callers.iter_mut().find(|e| e.call_id == call_id))
+        {
+            e.dialling = dialling;
+        }
     }
 
     /// Where a call waits now.

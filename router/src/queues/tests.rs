@@ -376,6 +376,29 @@ fn a_callback_request_keeps_the_place() {
 }
 
 #[test]
+fn callback_heads_are_the_routers_to_dial_once_at_a_time() {
+    let mut b = bench_with(|q| q, vec![mobile("a", 1)]);
+    b.join("c1", t(0));
+    b.join("c2", t(1));
+    assert!(b.e.callback_heads().is_empty(), "nobody chose a callback");
+    b.e.request_callback("c2").expect("waiting");
+    assert!(b.e.callback_heads().is_empty(), "c2 is not at the head");
+    b.e.leave("c1");
+    assert_eq!(
+        b.e.callback_heads(),
+        vec![("q".to_owned(), "c2".to_owned(), "+38044c2".to_owned())]
+    );
+    b.e.set_dialling("c2", true);
+    assert!(b.e.callback_heads().is_empty(), "one callback at a time");
+    b.e.set_dialling("c2", false);
+    assert_eq!(
+        b.e.callback_heads().len(),
+        1,
+        "a failed callback is due again"
+    );
+}
+
+#[test]
 fn demo_support_queue_offers_registered_members_longest_idle_first() {
     let s = demo();
     let (mut p, mut e) = (Presence::new(&s, t(0)), QueueEngine::new(&s));

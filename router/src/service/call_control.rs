@@ -214,6 +214,7 @@ impl pb::call_control_server::CallControl for CallControlService {
             carriers,
             ordered_by,
             call_id: call_id.clone(),
+            origin: pb::CallbackOrigin::Api as i32,
         });
         match self
             .core

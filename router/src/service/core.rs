@@ -51,6 +51,8 @@ pub(super) struct State {
     /// Reservations made through `ReserveAgents`, by (call, agent), until a leg event or
     /// `ReleaseAgents` consumes them.
     pub(super) legs: BTreeMap<(String, String), LegToken>,
+    /// Queue callbacks under way: the callback call's id → the queue entry it serves.
+    pub(super) queue_callbacks: BTreeMap<String, super::queue_callbacks::QueueCallback>,
 }
 
 /// The router's shared state and logic; [`RouterService`] is its gRPC face.
@@ -181,6 +183,7 @@ impl RouterCore {
             revision: 0,
             owners,
             legs: BTreeMap::new(),
+            queue_callbacks: BTreeMap::new(),
         };
         let (updates, _) = broadcast::channel(UPDATE_BUFFER);
         let view = std::sync::RwLock::new(Arc::new(build_view(&state, now)));

@@ -10,6 +10,7 @@ mod call_control;
 pub mod convert;
 mod core;
 mod nodes;
+mod queue_callbacks;
 mod trace;
 
 use crate::owner::OwnerLookupError;
@@ -133,6 +134,7 @@ impl pb::router_server::Router for RouterService {
         let r = req.into_inner();
         let mut st = self.core.lock();
         let now = self.core.clock.now();
+        queue_callbacks::on_released(&mut st, &r.call_id);
         let keys: Vec<(String, String)> = st
             .legs
             .keys()
@@ -194,6 +196,7 @@ impl pb::router_server::Router for RouterService {
             pb::LegEventKind::Created | pb::LegEventKind::Unspecified => Ok(()),
             pb::LegEventKind::Alerting => st.presence.alerting(&token),
             pb::LegEventKind::Answered => {
+                queue_callbacks::on_leg_answered(&mut st, &r.call_id, &r.agent);
                 if !r.queue.is_empty() {
                     let _ = st.queues.answered(&r.queue, &r.call_id, &r.agent);
                     self.core.publish_queue(&mut st, &r.queue, now);
