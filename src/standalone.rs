@@ -229,17 +229,18 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     )));
 
     let router_service = RouterService::new(router.clone());
+    // Recording links point at the dashboard's media route, on the same site as its pages.
     let reports = ReportsService::new(store.clone(), config_rx.clone())
-        .with_live(Arc::new(LocalRouter(router_service.clone())));
+        .with_live(Arc::new(LocalRouter(router_service.clone())))
+        .with_media_base_url("/media");
     let grpc = bind(settings.grpc).await?;
     let http = bind(settings.http).await?;
     let grpc_addr = grpc.local_addr().map_err(data_err)?;
     let http_addr = http.local_addr().map_err(data_err)?;
-    let dashboard = dashboard::router(DashboardState::new(
-        reports.clone(),
-        config_rx.clone(),
-        auth.clone(),
-    ));
+    let dashboard = dashboard::router(
+        DashboardState::new(reports.clone(), config_rx.clone(), auth.clone())
+            .with_media_root(recordings_dir(&config_rx.borrow(), settings)),
+    );
     let services = Services {
         router: Some(router_service),
         ingest: Some(ingestor.service()),
@@ -339,16 +340,7 @@ async fn start_media_node(
         }
         cfg.drain_timeout =
             Duration::from_secs(u64::try_from(media.drain_timeout_seconds).unwrap_or(0));
-        // Standalone mode keeps recordings under --data unless the CallCenter names a folder
-        // it can write to (PRODUCT.md's rule).
-        let named = snap
-            .call_center
-            .spec
-            .recordings
-            .as_ref()
-            .map(|r| PathBuf::from(&r.storage))
-            .filter(|p| std::fs::create_dir_all(p).is_ok());
-        cfg.recordings_dir = Some(named.unwrap_or_else(|| settings.data.join("recordings")));
+        cfg.recordings_dir = Some(recordings_dir(&snap, settings));
     }
     let mut secret = [0u8; 32];
     std::fs::File::open("/dev/urandom")
@@ -385,4 +377,17 @@ async fn start_media_node(
         }
     }));
     Ok(addrs)
+}
+
+/// Where recordings and voicemail go: under --data, unless the CallCenter names a folder this
+/// process can write to (PRODUCT.md's rule). The media node writes there and the dashboard
+/// serves it under `/media/`.
+fn recordings_dir(snap: &Snapshot, settings: &Settings) -> PathBuf {
+    snap.call_center
+        .spec
+        .recordings
+        .as_ref()
+        .map(|r| PathBuf::from(&r.storage))
+        .filter(|p| std::fs::create_dir_all(p).is_ok())
+        .unwrap_or_else(|| settings.data.join("recordings"))
 }

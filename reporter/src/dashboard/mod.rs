@@ -21,6 +21,7 @@ mod heatmap;
 pub mod html;
 mod live;
 mod login;
+mod media;
 mod overview;
 mod pages;
 mod unprocessed;
@@ -53,6 +54,8 @@ pub struct DashboardState {
     config: watch::Receiver<Arc<Snapshot>>,
     live: Option<Arc<dyn LiveSource>>,
     auth: Auth,
+    /// Where the media nodes write recordings and voicemail (served under `/media/`).
+    media_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for DashboardState {
@@ -79,7 +82,16 @@ impl DashboardState {
             config,
             live: None,
             auth,
+            media_root: None,
         }
+    }
+
+    /// Serves the recordings folder `root` under `/media/` (the links the reports carry when
+    /// the reports service has [`ReportsService::with_media_base_url`] `/media`).
+    #[must_use]
+    pub fn with_media_root(mut self, root: impl Into<std::path::PathBuf>) -> Self {
+        self.media_root = Some(root.into());
+        self
     }
 
     /// Takes the live board from `live`.
@@ -148,6 +160,7 @@ pub fn router(state: DashboardState) -> Router {
         .route("/calls", get(pages::calls))
         .route("/heatmap", get(heatmap::page))
         .route("/heatmap.svg", get(heatmap::svg_file))
+        .route("/media/{*path}", get(media::file))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/dashboard.css", get(css))
