@@ -40,6 +40,8 @@ struct Health {
     successes: u32,
     probe: Option<ProbeConfig>,
     next_probe: Option<Instant>,
+    /// A probe is in flight (sent, not yet answered nor failed).
+    awaiting: bool,
     max_channels: Option<u32>,
     channels: u32,
 }
@@ -63,6 +65,7 @@ impl CarrierBook {
                 successes: 0,
                 probe: None,
                 next_probe: None,
+                awaiting: false,
                 max_channels: None,
                 channels: 0,
             });
@@ -74,6 +77,27 @@ impl CarrierBook {
             }
             h.probe = c.probe;
             h.max_channels = c.max_channels;
+        }
+    }
+
+    /// Carriers whose probe in flight went unanswered until the next one is due: each counts
+    /// as failed (feed [`CarrierBook::probe_result`] with `false`), and its transaction
+    /// should be forgotten so that a late answer is not taken for the next probe's.
+    pub fn overdue_probes(&mut self, now: Instant) -> Vec<String> {
+        let mut overdue = Vec::new();
+        for (name, h) in &mut self.carriers {
+            if h.awaiting && h.next_probe.is_some_and(|at| at <= now) {
+                h.awaiting = false;
+                overdue.push(name.clone());
+            }
+        }
+        overdue
+    }
+
+    /// A probe left for `name`: it is awaited until its answer or the next probe.
+    pub fn probe_sent(&mut self, name: &str) {
+        if let Some(h) = self.carriers.get_mut(name) {
+            h.awaiting = true;
         }
     }
 
@@ -100,6 +124,7 @@ impl CarrierBook {
     /// A probe's outcome: `answered` when a final response below 500 came back.
     pub fn probe_result(&mut self, name: &str, answered: bool) -> Option<Transition> {
         let h = self.carriers.get_mut(name)?;
+        h.awaiting = false;
         let p = h.probe?;
         if answered {
             h.failures = 0;
@@ -228,6 +253,43 @@ mod tests {
             Some(Transition::Up("trunk".into()))
         );
         assert_eq!(book.usable("trunk"), Ok(()));
+    }
+
+    #[test]
+    fn a_probe_unanswered_until_the_next_is_due_has_failed() {
+        let t0 = Instant::now();
+        let probe = ProbeConfig {
+            interval_seconds: 1,
+            failures_to_down: 2,
+            successes_to_up: 1,
+        };
+        let mut book = CarrierBook::default();
+        book.apply(&snapshot(Some(probe), None), t0);
+        assert_eq!(book.due_probes(t0), ["trunk"]);
+        book.probe_sent("trunk");
+        let t1 = t0 + Duration::from_millis(500);
+        assert!(book.overdue_probes(t1).is_empty(), "not due yet");
+        let t2 = t0 + Duration::from_secs(1);
+        assert_eq!(book.overdue_probes(t2), ["trunk"]);
+        assert!(book.overdue_probes(t2).is_empty(), "counted once");
+        assert_eq!(book.probe_result("trunk", false), None);
+        assert_eq!(book.due_probes(t2), ["trunk"]);
+        book.probe_sent("trunk");
+        // Answered in time: nothing overdue at the next round.
+        assert_eq!(book.probe_result("trunk", true), None);
+        let t3 = t0 + Duration::from_secs(2);
+        assert!(book.overdue_probes(t3).is_empty());
+        assert_eq!(book.due_probes(t3), ["trunk"]);
+        book.probe_sent("trunk");
+        assert_eq!(book.overdue_probes(t0 + Duration::from_secs(3)), ["trunk"]);
+        assert_eq!(book.probe_result("trunk", false), None);
+        assert_eq!(book.due_probes(t0 + Duration::from_secs(3)), ["trunk"]);
+        book.probe_sent("trunk");
+        assert_eq!(book.overdue_probes(t0 + Duration::from_secs(4)), ["trunk"]);
+        assert_eq!(
+            book.probe_result("trunk", false),
+            Some(Transition::Down("trunk".into()))
+        );
     }
 
     #[test]

@@ -62,6 +62,14 @@ impl Node {
 
     /// Sends the probes and registrations that are due.
     pub(super) fn carrier_timers(&mut self, now: Instant) {
+        for name in self.carrier_book.overdue_probes(now) {
+            // Its transaction may still answer (or time out) later: forget it, so that only
+            // the next probe's answer counts.
+            self.tx_role
+                .retain(|_, role| !matches!(role, TxRole::Probe(n) if *n == name));
+            tracing::debug!(carrier = %name, "OPTIONS probe unanswered until the next one: failed");
+            self.probe_outcome(&name, false);
+        }
         for name in self.carrier_book.due_probes(now) {
             self.send_probe(&name);
         }
@@ -146,8 +154,13 @@ impl Node {
 
     fn send_probe(&mut self, name: &str) {
         let Some(peer) = self.carrier_peer(name) else {
-            // An address that does not resolve is a failed probe.
-            self.probe_outcome(name, false);
+            // Not resolved (yet: the first probes are due before the resolver answers). Not a
+            // failure: an unresolved carrier is already reported down and skipped by legs, and
+            // counting it would mark a healthy carrier down at every start.
+            tracing::debug!(
+                carrier = name,
+                "probe skipped: carrier address not resolved"
+            );
             return;
         };
         let call_id = format!("probe-{:016x}", fastrand::u64(..));
@@ -159,6 +172,7 @@ impl Node {
         match self.layer.send_request(Instant::now(), request, peer) {
             Ok((tx, actions)) => {
                 self.tx_role.insert(tx, TxRole::Probe(name.to_owned()));
+                self.carrier_book.probe_sent(name);
                 self.execute(actions);
             }
             Err(e) => {
