@@ -11,6 +11,7 @@ use dialtone_reporter::reports_service::ReportsService;
 use dialtone_router::service::{CallControlService, RouterService};
 use tokio::net::TcpListener;
 
+use crate::internal_auth::InternalGuard;
 use crate::shutdown::Shutdown;
 
 /// How long in-flight calls (and open streams such as a live-board watch) get after shutdown
@@ -32,6 +33,9 @@ pub struct Services {
     /// Client-facing services (Reports) require a bearer token with a role; `None` leaves them
     /// open (for components reached only by their own peers).
     pub auth: Option<Auth>,
+    /// The internal services (Router, Ingest) take requests showing this token; `None` takes
+    /// loopback peers only (standalone mode).
+    pub internal_token: Option<String>,
 }
 
 /// Starting or running the server failed.
@@ -81,13 +85,18 @@ pub async fn serve(
         }
     }
     let graceful = shutdown.clone();
+    let internal = services.internal_token.as_deref();
     // Nagle's algorithm with delayed ACKs adds ~40 ms to small request/response exchanges;
     // gRPC wants every message on the wire at once.
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_optional_service(services.router.map(RouterService::into_server))
-        .add_optional_service(services.ingest)
+        .add_optional_service(
+            services
+                .router
+                .map(|r| InternalGuard::new(internal, r.into_server())),
+        )
+        .add_optional_service(services.ingest.map(|i| InternalGuard::new(internal, i)))
         .add_optional_service(match &services.auth {
             Some(_) => None,
             None => services.reports.clone().map(ReportsService::into_server),

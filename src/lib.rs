@@ -10,6 +10,7 @@ pub mod config_watch;
 pub mod crds;
 pub mod demo;
 pub mod grpc_server;
+pub mod internal_auth;
 pub mod live;
 pub mod manifest_dir;
 pub mod shutdown;

@@ -6,7 +6,6 @@ use dialtone_proto::v1::router_client::RouterClient;
 use dialtone_proto::v1::router_server::Router as _;
 use dialtone_reporter::reports_service::{LiveSource, PresenceStream};
 use dialtone_router::service::RouterService;
-use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 /// The router running in this process.
@@ -34,7 +33,7 @@ impl LiveSource for LocalRouter {
 
 /// A router over gRPC.
 #[derive(Debug, Clone)]
-pub struct RemoteRouter(pub RouterClient<Channel>);
+pub struct RemoteRouter(pub RouterClient<dialtone_proto::internal::InternalChannel>);
 
 #[tonic::async_trait]
 impl LiveSource for RemoteRouter {

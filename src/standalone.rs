@@ -247,6 +247,8 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
         reports: Some(reports),
         call_control: Some(CallControlService::new(router.clone())),
         auth: Some(auth),
+        // One process on loopback: the internal services take loopback peers only.
+        internal_token: None,
     };
     let grpc_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
@@ -364,7 +366,7 @@ async fn start_media_node(
     let started = MediaNode::start(
         cfg,
         config.clone(),
-        node::connect_router(&url)?,
+        node::connect_router(&url, None)?,
         Arc::new(SpoolSink::new(spool, notify)),
         health,
         shutdown.receiver(),

@@ -330,6 +330,7 @@ fn fast() -> DeliverConfig {
         connect_timeout: Duration::from_secs(1),
         ack_timeout: Duration::from_secs(3),
         batch: 8,
+        ..DeliverConfig::default()
     }
 }
 

@@ -43,6 +43,8 @@
 //! ...), listed in [`codes`]; the enums of the internal services convert to
 //! the same codes with `code()` / `from_code()`.
 
+pub mod internal;
+
 /// Who made a client-facing gRPC request, as the credential check found it: the guard in front
 /// of `Reports` and `CallControl` puts it in the request's extensions, so services in any crate
 /// can credit an action to a person without depending on the crate that checks credentials.

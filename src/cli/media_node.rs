@@ -71,6 +71,10 @@ pub struct MediaNodeArgs {
     /// Ops address (`/metrics`, `/healthz`, `/readyz`).
     #[arg(long, env = "DIALTONE_OPS_ADDR", default_value = "0.0.0.0:9090")]
     pub ops: SocketAddr,
+    /// The internal token Dialtone's components show each other (in a cluster, from the
+    /// CallCenter's Secret). Without it the internal services take loopback peers only.
+    #[arg(long, env = "DIALTONE_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
     /// Log level; `RUST_LOG` overrides it.
     #[arg(long, env = "DIALTONE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -137,7 +141,13 @@ pub async fn run(args: MediaNodeArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.data)?;
     let spool = Arc::new(std::sync::Mutex::new(Spool::open(args.data.join("spool"))?));
     let notify = Arc::new(tokio::sync::Notify::new());
-    let deliver = tokio::spawn(spool::deliver(
+    let deliver = tokio::spawn(spool::deliver_with(
+        spool::DeliverConfig {
+            internal_token: dialtone_proto::internal::InternalToken::new(
+                args.internal_token.as_deref(),
+            )?,
+            ..spool::DeliverConfig::default()
+        },
         spool.clone(),
         args.reporter.clone(),
         notify.clone(),
@@ -155,7 +165,7 @@ pub async fn run(args: MediaNodeArgs) -> anyhow::Result<ExitCode> {
     let node = MediaNode::start(
         cfg,
         config_rx,
-        node::connect_router(&args.router)?,
+        node::connect_router(&args.router, args.internal_token.as_deref())?,
         Arc::new(SpoolSink::new(spool, notify)),
         health,
         shutdown.receiver(),

@@ -55,6 +55,10 @@ pub struct ReporterArgs {
     /// The router, for the live board.
     #[arg(long, env = "DIALTONE_ROUTER_URL")]
     pub router: Option<String>,
+    /// The internal token Dialtone's components show each other (in a cluster, from the
+    /// CallCenter's Secret). Without it the internal services take loopback peers only.
+    #[arg(long, env = "DIALTONE_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
     /// Log level; `RUST_LOG` overrides it.
     #[arg(long, env = "DIALTONE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -128,7 +132,10 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
     let mut reports = ReportsService::new(store.clone(), config_rx);
     if let Some(url) = &args.router {
         let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect_lazy();
-        reports = reports.with_live(Arc::new(RemoteRouter(RouterClient::new(channel))));
+        let token = dialtone_proto::internal::InternalToken::new(args.internal_token.as_deref())?;
+        reports = reports.with_live(Arc::new(RemoteRouter(RouterClient::new(
+            token.channel(channel),
+        ))));
     }
     let mut tokens = TokenStore::new();
     if let Some(path) = &args.tokens {
@@ -175,10 +182,16 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
         .with_graceful_shutdown(async move { ops_shutdown.fired().await })
         .await
     });
+    if args.internal_token.is_none() {
+        tracing::warn!(
+            "no --internal-token (DIALTONE_INTERNAL_TOKEN): the internal services take loopback peers only"
+        );
+    }
     let services = Services {
         ingest: Some(ingestor.service()),
         reports: Some(reports),
         auth: Some(auth),
+        internal_token: args.internal_token.clone(),
         ..Services::default()
     };
     let result = grpc_server::serve(grpc, services, shutdown.clone()).await;

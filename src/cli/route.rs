@@ -32,6 +32,10 @@ pub struct RouteArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
+    /// The internal token, to ask a router in a cluster (the router is an internal service);
+    /// not needed on the machine that runs `dialtone up`.
+    #[arg(long, env = "DIALTONE_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
 }
 
 /// Prints the plan; exit 0 when the call would be planned, 1 when rejected (blocked, unknown
@@ -73,8 +77,19 @@ pub async fn run(args: RouteArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
-    let mut client = match pb::router_client::RouterClient::connect(args.server.clone()).await {
-        Ok(c) => c,
+    let token = match dialtone_proto::internal::InternalToken::new(args.internal_token.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("dialtone route: --internal-token: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let connected = match tonic::transport::Endpoint::from_shared(args.server.clone()) {
+        Ok(endpoint) => endpoint.connect().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let mut client = match connected {
+        Ok(channel) => pb::router_client::RouterClient::new(token.channel(channel)),
         Err(e) => {
             eprintln!(
                 "dialtone route: cannot reach Dialtone at {}: {e}. Start it (`dialtone up`), pass \

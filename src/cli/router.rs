@@ -49,6 +49,10 @@ pub struct RouterArgs {
     /// is not served (the router's other service is for media nodes only).
     #[arg(long, env = "DIALTONE_TOKENS_FILE")]
     pub tokens: Option<PathBuf>,
+    /// The internal token Dialtone's components show each other (in a cluster, from the
+    /// CallCenter's Secret). Without it the internal services take loopback peers only.
+    #[arg(long, env = "DIALTONE_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
     /// Log level (an `EnvFilter` directive); `RUST_LOG` overrides it.
     #[arg(long, env = "DIALTONE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -90,7 +94,9 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     let state_changes = match &args.reporter {
         Some(url) => {
             let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect_lazy();
-            let client = IngestClient::new(channel);
+            let token =
+                dialtone_proto::internal::InternalToken::new(args.internal_token.as_deref())?;
+            let client = IngestClient::new(token.channel(channel));
             let deliver: agent_events::Deliver = Box::new(move |batch| {
                 let mut client = client.clone();
                 Box::pin(async move {
@@ -158,10 +164,16 @@ pub async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
             (None, None)
         }
     };
+    if args.internal_token.is_none() {
+        tracing::warn!(
+            "no --internal-token (DIALTONE_INTERNAL_TOKEN): the internal services take loopback peers only"
+        );
+    }
     let services = Services {
         router: Some(RouterService::new(core)),
         call_control,
         auth,
+        internal_token: args.internal_token.clone(),
         ..Services::default()
     };
     let result = grpc_server::serve(grpc, services, shutdown.clone()).await;

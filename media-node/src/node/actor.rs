@@ -5,6 +5,7 @@
 //! next input or timer: sending is non-blocking (UDP `try_send_to`, TCP through each
 //! connection's queue) and router questions run in tasks of their own.
 
+use dialtone_proto::internal::InternalChannel;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -16,7 +17,6 @@ use dialtone_proto::v1::router_client::RouterClient;
 use rsipstack::sip::Request;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 use super::NodeConfig;
 use super::call::{Call, CallKey, Side};
@@ -164,7 +164,7 @@ pub(super) fn spawn(
     cfg: NodeConfig,
     bound: Bound,
     snapshot: watch::Receiver<Arc<Snapshot>>,
-    router: RouterClient<Channel>,
+    router: RouterClient<InternalChannel>,
     sink: Arc<dyn EventSink>,
     health: Health,
     shutdown: watch::Receiver<bool>,

@@ -49,7 +49,7 @@
 //! let mut registry = prometheus_client::registry::Registry::default();
 //! let health = node::Health::new(&mut registry);
 //! let config = NodeConfig::new("node-a", "http://127.0.0.1:50051");
-//! let router = node::connect_router(&config.router_url)?;
+//! let router = node::connect_router(&config.router_url, None)?;
 //! let node = MediaNode::start(config, snapshot, router, std::sync::Arc::new(LogSink), health, shutdown).await?;
 //! println!("SIP on {:?}", node.udp_addrs());
 //! node.join().await
@@ -99,6 +99,7 @@ pub use health::{Health, NodeMetrics, Readiness};
 pub use rtp::{PortPool, RelayConfig, RelayHandle, spawn_relay};
 pub use sipmsg::normalise_number;
 
+use dialtone_proto::internal::InternalChannel;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -107,7 +108,6 @@ use dialtone_proto::v1::router_client::RouterClient;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 /// Why the node could not start or stopped abnormally.
 #[derive(Debug, Error)]
@@ -139,15 +139,21 @@ pub enum NodeError {
 }
 
 /// A router client over a lazily connected channel: the node starts (and answers OPTIONS,
-/// rejects strangers, falls back to backup schemes) even when the router is not up yet.
-pub fn connect_router(url: &str) -> Result<RouterClient<Channel>, NodeError> {
+/// rejects strangers, falls back to backup schemes) even when the router is not up yet. Every
+/// request shows `internal_token` when there is one (a cluster's shared internal token).
+pub fn connect_router(
+    url: &str,
+    internal_token: Option<&str>,
+) -> Result<RouterClient<InternalChannel>, NodeError> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .map_err(|source| NodeError::RouterUrl {
             url: url.to_owned(),
             source,
         })?
         .connect_timeout(std::time::Duration::from_secs(2));
-    Ok(RouterClient::new(endpoint.connect_lazy()))
+    let token = dialtone_proto::internal::InternalToken::new(internal_token)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    Ok(RouterClient::new(token.channel(endpoint.connect_lazy())))
 }
 
 /// A running media node: the addresses it listens on and its task.
@@ -166,7 +172,7 @@ impl MediaNode {
     pub async fn start(
         config: NodeConfig,
         snapshot: watch::Receiver<Arc<Snapshot>>,
-        router: RouterClient<Channel>,
+        router: RouterClient<InternalChannel>,
         events: Arc<dyn EventSink>,
         health: Health,
         shutdown: watch::Receiver<bool>,
@@ -218,7 +224,7 @@ impl MediaNode {
 pub async fn run(
     config: NodeConfig,
     snapshot: watch::Receiver<Arc<Snapshot>>,
-    router: RouterClient<Channel>,
+    router: RouterClient<InternalChannel>,
     events: Arc<dyn EventSink>,
     health: Health,
     shutdown: watch::Receiver<bool>,

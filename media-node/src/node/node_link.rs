@@ -4,12 +4,12 @@
 //! `CommandResult`. The session reconnects by itself; the actor never waits on it — orders
 //! arrive as [`Input::Command`] and results leave through an unbounded queue.
 
+use dialtone_proto::internal::InternalChannel;
 use std::time::Duration;
 
 use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::router_client::RouterClient;
 use tokio::sync::{mpsc, watch};
-use tonic::transport::Channel;
 
 use super::actor::{Input, Node};
 
@@ -27,7 +27,7 @@ pub(super) struct NodeLink {
 impl NodeLink {
     /// Starts the session task.
     pub(super) fn start(
-        client: RouterClient<Channel>,
+        client: RouterClient<InternalChannel>,
         hello: pb::NodeHello,
         inbox: mpsc::Sender<Input>,
     ) -> Self {
@@ -45,7 +45,7 @@ impl NodeLink {
 }
 
 async fn run(
-    mut client: RouterClient<Channel>,
+    mut client: RouterClient<InternalChannel>,
     hello: pb::NodeHello,
     inbox: mpsc::Sender<Input>,
     mut results: mpsc::UnboundedReceiver<pb::NodeMessage>,

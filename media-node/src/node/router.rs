@@ -11,6 +11,7 @@
 //! when the plan is asked for) as W3C `traceparent` metadata, so the router's spans join the
 //! call's trace whichever span the actor happens to be in when it reports a leg.
 
+use dialtone_proto::internal::InternalChannel;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -18,7 +19,6 @@ use std::time::Duration;
 use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::router_client::RouterClient;
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 
 use super::actor::Input;
 use super::trace;
@@ -58,7 +58,7 @@ pub(super) enum Report {
 
 /// The actor's handle on the router.
 pub(super) struct RouterLink {
-    client: RouterClient<Channel>,
+    client: RouterClient<InternalChannel>,
     inbox: mpsc::Sender<Input>,
     reports: mpsc::UnboundedSender<(Report, opentelemetry::Context)>,
     timeout: Duration,
@@ -95,7 +95,7 @@ fn status_text(s: &tonic::Status) -> String {
 
 impl RouterLink {
     pub(super) fn new(
-        client: RouterClient<Channel>,
+        client: RouterClient<InternalChannel>,
         inbox: mpsc::Sender<Input>,
         timeout: Duration,
     ) -> Self {
@@ -134,7 +134,7 @@ impl RouterLink {
     ) where
         T: Send + 'static,
         M: Send + 'static,
-        F: FnOnce(RouterClient<Channel>, tonic::Request<M>) -> Fut + Send + 'static,
+        F: FnOnce(RouterClient<InternalChannel>, tonic::Request<M>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send,
     {
         let client = self.client.clone();
@@ -254,7 +254,7 @@ impl RouterLink {
 }
 
 async fn report_worker(
-    mut client: RouterClient<Channel>,
+    mut client: RouterClient<InternalChannel>,
     mut rx: mpsc::UnboundedReceiver<(Report, opentelemetry::Context)>,
     timeout: Duration,
 ) {

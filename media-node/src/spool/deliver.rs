@@ -39,6 +39,8 @@ pub struct DeliverConfig {
     pub ack_timeout: Duration,
     /// Events copied out of the spool at a time (also the stream's buffer).
     pub batch: usize,
+    /// The internal token shown to the reporter (a cluster's; none standalone).
+    pub internal_token: dialtone_proto::internal::InternalToken,
 }
 
 impl Default for DeliverConfig {
@@ -49,6 +51,7 @@ impl Default for DeliverConfig {
             connect_timeout: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(30),
             batch: 256,
+            internal_token: dialtone_proto::internal::InternalToken::default(),
         }
     }
 }
@@ -173,7 +176,7 @@ impl Session<'_> {
             Ok(Err(e)) => return End::Failed(format!("cannot connect: {e}")),
             Err(_) => return End::Failed("connection timed out".to_owned()),
         };
-        let mut client = IngestClient::new(channel);
+        let mut client = IngestClient::new(self.config.internal_token.clone().channel(channel));
         let (tx, rx) = mpsc::channel::<IngestEvent>(self.config.batch.max(1));
         let mut outbox: VecDeque<(String, IngestEvent)> = VecDeque::new();
         let mut cursor: Option<u64> = None;

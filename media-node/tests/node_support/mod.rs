@@ -325,7 +325,7 @@ pub async fn start_full(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let health = Health::standalone();
     let node_router =
-        dialtone_media_node::node::connect_router(&cfg.router_url).expect("router url");
+        dialtone_media_node::node::connect_router(&cfg.router_url, None).expect("router url");
     let node = MediaNode::start(
         cfg,
         rx,
