@@ -9,5 +9,6 @@ pub mod echo {
     tonic::include_proto!("dialtone.bench");
 }
 
+pub mod call_events;
 pub mod load;
 pub mod synth;
