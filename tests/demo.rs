@@ -1,5 +1,6 @@
 //! `dialtone demo` end to end: simulated carriers and softphones over real SIP, every missed
-//! reason the signalling path can produce, and the three reports, in well under two minutes.
+//! reason the signalling path can produce, a callback ordered from the command line, and the
+//! three reports, in well under two minutes.
 
 use std::process::Command;
 
@@ -55,6 +56,25 @@ fn demo_fills_the_reports() {
         .expect("a to-do section");
     assert!(!todo.contains("+380506000006"), "{todo}");
     assert!(todo.contains("+380502000003"), "{todo}");
+    // The supervisor's callback: ordered with `dialtone callback`, answered, so the client who
+    // hung up in the menu is called back (yellow in the call log) and off the to-do list.
+    assert!(
+        stdout.contains("callback cb-") && stdout.contains("ringing anna, then +380509000010"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("anna picked up, then the client answered"),
+        "{stdout}"
+    );
+    assert!(!todo.contains("+380509000010"), "{todo}");
+    let called_back = missed
+        .lines()
+        .find(|l| l.contains("+380509000010"))
+        .expect("the called-back client's missed call");
+    assert!(
+        called_back.contains("abandoned_in_ivr") && called_back.contains("called_back"),
+        "{called_back}"
+    );
     // Every call reached the reports: seven reasons, no duplicates of a call.
     let rows = missed.lines().filter(|l| l.starts_with("20")).count();
     assert!(rows >= 7, "{missed}");

@@ -5,8 +5,10 @@
 //! carriers deliver from 127.0.0.1, points their outbound addresses at a closed loopback port
 //! (mobile legs fail fast, as an unreachable carrier would), keeps the office open around the
 //! clock so the demo does not depend on the hour it runs at, and adds a `night-line` whose
-//! schedule is always closed, for the after-hours calls.
+//! schedule is always closed, for the after-hours calls. The backup carrier's address is a
+//! simulated far end ([`far_end`]) where one client answers a callback.
 
+pub mod far_end;
 pub mod sim;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -49,7 +51,10 @@ spec:
   routes: {closed: after-hours}
 "#;
 
-fn copy_with_overlay(from: &Path, to: &Path) -> std::io::Result<()> {
+/// The client the demo's supervisor calls back (they hung up in the menu).
+const CALLED_BACK: &str = "+380509000010";
+
+fn copy_with_overlay(from: &Path, to: &Path, far_end: SocketAddr) -> std::io::Result<()> {
     std::fs::create_dir_all(to.join("prompts"))?;
     for e in std::fs::read_dir(from)?.filter_map(Result::ok) {
         let p = e.path();
@@ -63,7 +68,7 @@ fn copy_with_overlay(from: &Path, to: &Path) -> std::io::Result<()> {
                         "inboundSources: [\"198.51.100.0/24\", \"127.0.0.1/32\"]",
                     )
                     .replace("sip.carrier-one.example:5060", "127.0.0.1:9")
-                    .replace("sip.carrier-two.example:5060", "127.0.0.1:9")
+                    .replace("sip.carrier-two.example:5060", &far_end.to_string())
                     .replace("transport: tcp", "transport: udp"),
                 "20-schedules.yaml" => {
                     let mut t = String::new();
@@ -154,7 +159,9 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
         .tempdir()?;
     let config = work.path().join("config");
     let data = work.path().join("data");
-    copy_with_overlay(examples, &config)?;
+    let far_end = far_end::FarEnd::bind(CALLED_BACK).await?;
+    copy_with_overlay(examples, &config, far_end.addr()?)?;
+    let far_end = tokio::spawn(far_end.serve());
     let settings = Settings {
         config: config.clone(),
         data: data.clone(),
@@ -368,6 +375,36 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
     .await;
     println!();
 
+    println!("A supervisor calls back the client who hung up in the menu:");
+    let data_arg = data.display().to_string();
+    let argv = [
+        "dialtone",
+        "callback",
+        "--agent",
+        "anna",
+        "--to",
+        CALLED_BACK,
+        "--server",
+        &url,
+        "--data",
+        &data_arg,
+    ];
+    print!("  ");
+    match <crate::cli::Cli as clap::Parser>::try_parse_from(argv) {
+        Ok(cli) => {
+            let _ = Box::pin(crate::cli::run(cli)).await;
+        }
+        Err(e) => eprintln!("{e}"),
+    }
+    if wait_for_callback(&url, &data).await {
+        say(
+            "anna picked up, then the client answered through the backup carrier, talked and hung up",
+        );
+    } else {
+        say("the callback did not finish in time");
+    }
+    println!();
+
     // Let the last events travel through the spool to the reporter.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < deadline {
@@ -378,7 +415,6 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let data_arg = data.display().to_string();
     for (title, args) in [
         ("Missed calls", vec!["report", "missed"]),
         (
@@ -407,6 +443,7 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
     for p in phones {
         p.abort();
     }
+    far_end.abort();
     running.join().await;
     Ok(())
 }
@@ -424,4 +461,44 @@ fn password_of(secrets: &str, agent: &str) -> Option<String> {
     doc.lines()
         .find_map(|l| l.trim().strip_prefix("password:"))
         .map(|p| p.trim().trim_matches('"').to_owned())
+}
+
+/// Waits (at most 30 s) until the callback appears ended in the call log.
+async fn wait_for_callback(url: &str, data: &Path) -> bool {
+    let token = std::fs::read_to_string(data.join("supervisor.token")).unwrap_or_default();
+    let Ok(value) = format!("Bearer {}", token.trim()).parse::<tonic::metadata::MetadataValue<_>>()
+    else {
+        return false;
+    };
+    let Ok(channel) = tonic::transport::Endpoint::from_shared(url.to_owned()) else {
+        return false;
+    };
+    let Ok(channel) = channel.connect().await else {
+        return false;
+    };
+    let mut reports = pb::reports_client::ReportsClient::with_interceptor(
+        channel,
+        move |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", value.clone());
+            Ok(req)
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        let done = reports
+            .calls(pb::CallsRequest::default())
+            .await
+            .map(|r| {
+                r.into_inner()
+                    .calls
+                    .iter()
+                    .any(|c| c.direction == pb::Direction::Outbound as i32 && c.ended_at.is_some())
+            })
+            .unwrap_or(false);
+        if done {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
 }

@@ -24,24 +24,24 @@ pub enum Answer {
 }
 
 /// A SIP message as text: the first line and header lookup.
-struct Msg<'a>(&'a str);
+pub(super) struct Msg<'a>(pub(super) &'a str);
 
 impl<'a> Msg<'a> {
-    fn first(&self) -> &'a str {
+    pub(super) fn first(&self) -> &'a str {
         self.0.lines().next().unwrap_or_default()
     }
 
-    fn status(&self) -> Option<u16> {
+    pub(super) fn status(&self) -> Option<u16> {
         let f = self.first();
         f.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
     }
 
-    fn method(&self) -> Option<&'a str> {
+    pub(super) fn method(&self) -> Option<&'a str> {
         let f = self.first();
         (!f.starts_with("SIP/")).then(|| f.split(' ').next().unwrap_or_default())
     }
 
-    fn headers(&self, name: &str) -> Vec<&'a str> {
+    pub(super) fn headers(&self, name: &str) -> Vec<&'a str> {
         self.0
             .lines()
             .skip(1)
@@ -53,7 +53,7 @@ impl<'a> Msg<'a> {
             .collect()
     }
 
-    fn header(&self, name: &str) -> Option<&'a str> {
+    pub(super) fn header(&self, name: &str) -> Option<&'a str> {
         self.headers(name).into_iter().next()
     }
 
@@ -64,11 +64,11 @@ impl<'a> Msg<'a> {
     }
 }
 
-fn branch() -> String {
+pub(super) fn branch() -> String {
     format!("z9hG4bK{:016x}", fastrand_u64())
 }
 
-fn fastrand_u64() -> u64 {
+pub(super) fn fastrand_u64() -> u64 {
     // Good enough for branches and tags in a demo; uniqueness, not secrecy.
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
@@ -80,7 +80,7 @@ fn fastrand_u64() -> u64 {
     (x ^ t).wrapping_mul(0xbf58_476d_1ce4_e5b9)
 }
 
-fn sdp(local: SocketAddr) -> String {
+pub(super) fn sdp(local: SocketAddr) -> String {
     format!(
         "v=0\r\no=sim 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
         ip = local.ip(),
@@ -123,7 +123,7 @@ fn authorization(challenge: &str, user: &str, password: &str, uri: &str) -> Opti
     })
 }
 
-async fn recv(sock: &UdpSocket, wait: Duration) -> Option<(String, SocketAddr)> {
+pub(super) async fn recv(sock: &UdpSocket, wait: Duration) -> Option<(String, SocketAddr)> {
     let mut buf = vec![0u8; 8192];
     match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
         Ok(Ok((n, from))) => Some((String::from_utf8_lossy(&buf[..n]).into_owned(), from)),
@@ -296,7 +296,7 @@ impl Softphone {
 }
 
 /// A response to a request, copying Via, From, To (adding `tag`), Call-ID and CSeq.
-fn plain_response(req: &str, code: u16, reason: &str, tag: Option<&str>) -> String {
+pub(super) fn plain_response(req: &str, code: u16, reason: &str, tag: Option<&str>) -> String {
     let m = Msg(req);
     let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for v in m.headers("Via") {
@@ -316,7 +316,7 @@ fn plain_response(req: &str, code: u16, reason: &str, tag: Option<&str>) -> Stri
     out
 }
 
-fn response_for(
+pub(super) fn response_for(
     req: &str,
     tag: &str,
     local: SocketAddr,
