@@ -289,7 +289,7 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     tasks.push(tokio::spawn(async move {
         let app = telemetry::ops_router(metrics, readiness).merge(dashboard);
         if let Err(e) = axum::serve(
-            http,
+            crate::telemetry::nodelay(http),
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { http_shutdown.fired().await })

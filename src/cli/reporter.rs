@@ -174,7 +174,7 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
     let ops_shutdown = shutdown.clone();
     let ops_task = tokio::spawn(async move {
         axum::serve(
-            ops,
+            telemetry::nodelay(ops),
             telemetry::ops_router(metrics, readiness)
                 .merge(dashboard)
                 .into_make_service_with_connect_info::<SocketAddr>(),
