@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use dialtone_operator::DesiredObject;
+use dialtone_operator::desired::access::internal_token_secret;
 use dialtone_operator::desired::{SnapshotBundle, desired_objects, desired_snapshot_objects};
 
 fn golden_dir() -> PathBuf {
@@ -30,12 +31,19 @@ fn rendered() -> BTreeMap<String, String> {
     ]);
     let bundle = SnapshotBundle::render(&manifests).expect("the bundle renders");
     objects.extend(desired_snapshot_objects(&cc, &bundle, &ctx).expect("snapshot objects"));
+    // The generated internal token (the demo names no Secret of its own), with a fixed value:
+    // the operator generates a random one when the Secret does not exist yet.
+    let secret = internal_token_secret(&cc, support::GOLDEN_INTERNAL_TOKEN)
+        .expect("the internal token Secret builds")
+        .expect("the demo has no internalTokenSecretRef");
+    objects.push(DesiredObject::GeneratedSecret(secret));
     objects.extend(desired_objects(&cc, &ctx).expect("desired objects"));
 
     let mut files = BTreeMap::new();
     let mut order = String::from(
         "# Apply order of the objects built for examples/demo/00-callcenter.yaml\n\
-         # (snapshot first, then desired_objects), at 2026-11-20T12:00:00Z.\n",
+         # (snapshot first, the generated internal token, then desired_objects), at\n\
+         # 2026-11-20T12:00:00Z.\n",
     );
     for object in &objects {
         order.push_str(&format!("{}/{}\n", object.kind(), object.name()));

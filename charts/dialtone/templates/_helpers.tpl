@@ -94,12 +94,15 @@ garbage collector, and the operator removes nothing on its own).
   resources: ["configmaps"]
   verbs: ["get", "list", "watch"]
 # The loader checks that referenced Secrets and keys exist; desired::snapshot copies the
-# referenced keys into the snapshot Secret.
+# referenced keys into the snapshot Secret; controller::access reads the generated internal
+# token's value from <callcenter>-internal-token so it stays the same across reconciles.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
-# desired::snapshot: the first publication creates the snapshot ConfigMap and Secret (Kubernetes
-# cannot restrict create by name; create cannot overwrite an existing object).
+# desired::snapshot: the first publication creates the snapshot ConfigMap and Secret;
+# controller::apply::create (desired::access::internal_token_secret) creates the generated
+# internal token <callcenter>-internal-token once and never patches it. (Kubernetes cannot
+# restrict create by name; create cannot overwrite an existing object.)
 - apiGroups: [""]
   resources: ["configmaps", "secrets"]
   verbs: ["create"]

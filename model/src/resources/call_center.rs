@@ -65,6 +65,30 @@ pub struct CallCenterSpec {
     /// Alerts sent to webhooks when a threshold is crossed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertSpec>,
+    /// Who may use the platform in a cluster: the dashboard and client API credentials, and the
+    /// token Dialtone's components show each other. Standalone mode (`dialtone up`) does not
+    /// read it: it writes `supervisor.token` and serves internal gRPC to loopback peers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessSpec>,
+}
+
+/// Access control in a cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessSpec {
+    /// Secret key holding the dashboard and client gRPC API credentials: one `name:role:token`
+    /// line per person or tool, roles `viewer` or `supervisor`, tokens of at least 16
+    /// characters; `#` starts a comment line. Mounted as a file into the reporter (dashboard,
+    /// Reports API) and the router (CallControl API). Absent: nobody can sign in to the
+    /// dashboard and the router does not serve CallControl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_secret_ref: Option<SecretKeyRef>,
+    /// Secret key holding the shared token the router, the reporter and the media nodes show
+    /// each other on their internal gRPC services (at least 16 printable ASCII characters, no
+    /// spaces). Absent: the operator generates one into the Secret `<callcenter>-internal-token`
+    /// (key `token`), keeps it across reconciles, and deletes it with the CallCenter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_token_secret_ref: Option<SecretKeyRef>,
 }
 
 /// The media-node pool.

@@ -7,6 +7,9 @@
 //! "Contains" is a subset comparison: every field of the desired object is present in the live
 //! one with the same value (lists element by element), and anything else the API server or
 //! other controllers added (defaults, status, other managers' fields) is ignored.
+//!
+//! A [`DesiredObject::GeneratedSecret`] is the exception: it is created when absent and never
+//! patched (see [`crate::desired::access`]).
 
 use std::sync::Arc;
 
@@ -17,7 +20,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -72,7 +75,7 @@ fn lookup(
         DesiredObject::ServiceAccount(_) => pick!(service_accounts, ServiceAccount),
         DesiredObject::Role(_) => pick!(roles, Role),
         DesiredObject::RoleBinding(_) => pick!(role_bindings, RoleBinding),
-        DesiredObject::Secret(_) => pick!(secrets, Secret),
+        DesiredObject::Secret(_) | DesiredObject::GeneratedSecret(_) => pick!(secrets, Secret),
         DesiredObject::ConfigMap(_) => pick!(config_maps, ConfigMap),
         DesiredObject::PersistentVolumeClaim(_) => pick!(volumes, PersistentVolumeClaim),
         DesiredObject::Service(_) => pick!(services, Service),
@@ -102,6 +105,17 @@ pub async fn apply_all(
         if contains(&current, &body) {
             continue;
         }
+        if let DesiredObject::GeneratedSecret(secret) = object {
+            // Create-only: once it exists (or this operator created it and the watch has not
+            // caught up), its value is what the pods hold; never overwrite it.
+            if !current.is_null() || !create(ctx, ns, secret).await? {
+                continue;
+            }
+            ctx.written.wrote(key, rv, body);
+            report.applies += 1;
+            applied.push(format!("{kind}/{name}"));
+            continue;
+        }
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &resource);
         let params = PatchParams::apply(MANAGER).force();
         api.patch(&name, &params, &Patch::Apply(&body))
@@ -115,6 +129,25 @@ pub async fn apply_all(
         applied.push(format!("{kind}/{name}"));
     }
     Ok(applied)
+}
+
+/// Creates `secret` (verb `create` only, which the operator's RBAC grants for any Secret name).
+/// `false` when it already exists: the watch cache lags behind, and the next reconcile reads
+/// the existing value.
+async fn create(ctx: &Arc<Context>, ns: &str, secret: &Secret) -> Result<bool, ReconcileError> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PostParams {
+        field_manager: Some(MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    match api.create(&params, secret).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(source) => Err(ReconcileError::Kube {
+            what: format!("create Secret/{}", secret.name_any()),
+            source,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -5,13 +5,14 @@
 //! Layout: [`watches`] (caches and what triggers a reconcile), [`validate`] (the shared loader,
 //! and what is published when something is broken), [`status`] (conditions and Events),
 //! [`apply`] (server-side apply of the desired objects), [`reconcile`] (the pipeline, requeue
-//! and backoff), [`cache`] (idempotence and clock-driven wake-ups), [`deletion_cost`] (the
+//! and backoff), [`access`] (the generated internal token's read phase), [`cache`] (idempotence and clock-driven wake-ups), [`deletion_cost`] (the
 //! media-node pods' `controller.kubernetes.io/pod-deletion-cost`, from their active calls).
 //!
 //! Finalizers: none. Everything the operator creates carries an owner reference to its
 //! CallCenter, so the garbage collector removes it; the operator keeps nothing outside the API
 //! (its caches are rebuilt from watches).
 
+pub mod access;
 pub mod apply;
 pub mod cache;
 pub mod deletion_cost;

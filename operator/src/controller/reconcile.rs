@@ -1,6 +1,7 @@
 //! One reconcile of a CallCenter, i.e. of its namespace:
 //!
-//! 1. **read** every object of the namespace from the watch caches (no request);
+//! 1. **read** every object of the namespace from the watch caches (no request), and the
+//!    generated internal token's current value ([`super::access`]);
 //! 2. **validate** them with the shared loader ([`super::validate`]);
 //! 3. **build** the desired objects ([`crate::desired`]) and the snapshot from what may be
 //!    published — only for a valid CallCenter (the oldest one of the namespace);
@@ -23,11 +24,13 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 
+use super::access::{InternalTokenError, internal_token};
 use super::cache::{Timers, WriteCache};
 use super::validate::{Validation, validate};
 use super::watches::{Stores, StoresGone};
 use super::{Observer, OperatorOptions, apply, status};
 use crate::clock::{Clock, add};
+use crate::desired::access::internal_token_secret;
 use crate::desired::snapshot::SNAPSHOT_NAME;
 use crate::desired::{
     BuildContext, BuildError, DesiredObject, SnapshotBundle, desired_objects,
@@ -60,6 +63,9 @@ pub enum ReconcileError {
     /// The watch caches are gone (shutting down).
     #[error(transparent)]
     StoresGone(#[from] StoresGone),
+    /// The system's random source failed while generating the internal token.
+    #[error("cannot generate the internal token: {0}")]
+    Random(#[source] std::io::Error),
     /// A status-writing task failed.
     #[error("a status write task failed: {0}")]
     Task(String),
@@ -136,17 +142,25 @@ impl Context {
     }
 }
 
-/// The snapshot and workloads of a valid CallCenter.
+/// The snapshot, the generated internal token (when `internal_token` is given: see
+/// [`super::access`]) and the workloads of a valid CallCenter, in apply order: the Secrets the
+/// pods read exist before the Deployments that start them.
 fn build(
     cc: &CallCenter,
     validation: &Validation,
     ctx: &BuildContext,
+    internal_token: Option<&str>,
 ) -> Result<Option<Vec<DesiredObject>>, BuildError> {
     let Some(published) = &validation.published else {
         return Ok(None);
     };
     let bundle = SnapshotBundle::render(published)?;
     let mut objects = desired_snapshot_objects(cc, &bundle, ctx)?;
+    if let Some(token) = internal_token
+        && let Some(secret) = internal_token_secret(cc, token)?
+    {
+        objects.push(DesiredObject::GeneratedSecret(secret));
+    }
     objects.extend(desired_objects(cc, ctx)?);
     Ok(Some(objects))
 }
@@ -175,8 +189,13 @@ pub async fn reconcile(cc: Arc<CallCenter>, ctx: Arc<Context>) -> Result<Action,
     let build_ctx = ctx.build_context(now);
     let mut desired = None;
     if primary && validation.verdict("CallCenter", &name).is_valid() {
-        match build(&cc, &validation, &build_ctx) {
-            Ok(d) => desired = d,
+        // Read phase of the generated internal token: the existing Secret's value, kept.
+        match internal_token(&ctx.stores, &ns, &cc) {
+            Ok(token) => match build(&cc, &validation, &build_ctx, token.as_deref()) {
+                Ok(d) => desired = d,
+                Err(e) => validation.add_error("CallCenter", &name, e.to_string()),
+            },
+            Err(InternalTokenError::Random(e)) => return Err(ReconcileError::Random(e)),
             Err(e) => validation.add_error("CallCenter", &name, e.to_string()),
         }
     }

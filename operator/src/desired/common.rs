@@ -49,6 +49,8 @@ pub enum Component {
     Snapshot,
     /// The shared recordings volume.
     Recordings,
+    /// The generated internal token (see [`super::access`]).
+    Access,
 }
 
 impl Component {
@@ -60,6 +62,7 @@ impl Component {
             Self::MediaNode => "media-node",
             Self::Snapshot => "snapshot",
             Self::Recordings => "recordings",
+            Self::Access => "access",
         }
     }
 }
@@ -138,6 +141,9 @@ pub struct Names {
     pub media_peers: String,
     /// The shared recordings PersistentVolumeClaim.
     pub recordings: String,
+    /// The generated internal-token Secret (when `spec.access.internalTokenSecretRef` is
+    /// absent). A Secret name, so not held to the DNS-1035 rule of the others.
+    pub internal_token: String,
 }
 
 impl Names {
@@ -152,6 +158,7 @@ impl Names {
             sip: format!("{cc}-sip"),
             media_peers: format!("{cc}-media-nodes"),
             recordings: format!("{cc}-recordings"),
+            internal_token: format!("{cc}-internal-token"),
         };
         for name in [
             &names.router,

@@ -62,7 +62,7 @@ use super::common::{
 };
 use super::reporter::claim;
 use super::router::ops_service_port;
-use super::{BuildContext, BuildError, SipServiceType};
+use super::{BuildContext, BuildError, SipServiceType, access};
 
 /// Seconds granted after `drainTimeoutSeconds` for the node to flush its spool and exit.
 pub const DRAIN_MARGIN_SECONDS: i64 = 30;
@@ -208,6 +208,8 @@ pub fn deployment(
         env("DIALTONE_ROUTER_URL", names.router_url()),
         env("DIALTONE_REPORTER_URL", names.reporter_url()),
         env("DIALTONE_DATA", DATA_DIR),
+        // Shown to the router's Router and the reporter's Ingest services.
+        access::internal_token_env(names, spec),
     ]);
     if let Some(config_map) = spec.prompts.as_ref().and_then(|p| p.config_map.as_ref()) {
         env_vars.push(env("DIALTONE_PROMPTS", PROMPTS_DIR));

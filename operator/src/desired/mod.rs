@@ -13,10 +13,12 @@
 //! and permissions first, then storage, Services, workloads, and the disruption budget and
 //! autoscaler that act on the workloads.
 //!
-//! Layout: [`common`] (names, labels, metadata, pod security, probes, env), [`router`],
+//! Layout: [`common`] (names, labels, metadata, pod security, probes, env), [`access`] (the
+//! internal token and the tokens file), [`router`],
 //! [`reporter`], [`media_node`], [`scaling`] (campaign floors, the autoscaler, pod-deletion
 //! cost), [`rbac`] (the components' ServiceAccounts and Roles) and [`snapshot`].
 
+pub mod access;
 pub mod common;
 pub mod media_node;
 pub mod rbac;
@@ -236,6 +238,10 @@ pub enum DesiredObject {
     RoleBinding(RoleBinding),
     /// The snapshot's secret part (credentials), applied before the ConfigMap that needs it.
     Secret(Secret),
+    /// A Secret whose value the operator generated once (the internal token, see [`access`]):
+    /// created when absent, never patched. Its value must not change under running pods, and
+    /// the operator's RBAC allows patching no Secret but the snapshot.
+    GeneratedSecret(Secret),
     /// The snapshot (validated manifests).
     ConfigMap(ConfigMap),
     /// The reporter's SQLite volume or the shared recordings volume.
@@ -257,6 +263,7 @@ macro_rules! each_object {
             DesiredObject::Role($obj) => $body,
             DesiredObject::RoleBinding($obj) => $body,
             DesiredObject::Secret($obj) => $body,
+            DesiredObject::GeneratedSecret($obj) => $body,
             DesiredObject::ConfigMap($obj) => $body,
             DesiredObject::PersistentVolumeClaim($obj) => $body,
             DesiredObject::Service($obj) => $body,

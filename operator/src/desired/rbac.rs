@@ -10,7 +10,7 @@
 //!   the request carries `fieldSelector=metadata.name=<name>`, which is how the components watch.
 //!
 //! Nothing else: the kubelet (not the component) reads the mounted snapshot, the prompts
-//! ConfigMap and the database URL Secret; the operator (not the media node) patches the pods'
+//! ConfigMap, the database URL Secret and the access Secrets (internal token, tokens file); the operator (not the media node) patches the pods'
 //! deletion cost. No rule holds a wildcard.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -50,8 +50,8 @@ pub fn component_rules(component: Component) -> Vec<PolicyRule> {
                 ..PolicyRule::default()
             },
         ],
-        // Not pods: snapshot and recordings objects have no identity of their own.
-        Component::Snapshot | Component::Recordings => Vec::new(),
+        // Not pods: snapshot, recordings and access objects have no identity of their own.
+        Component::Snapshot | Component::Recordings | Component::Access => Vec::new(),
     }
 }
 

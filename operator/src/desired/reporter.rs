@@ -20,12 +20,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::BuildContext;
 use super::common::{
     self, Component, DATA_DIR, GRPC_PORT, HTTP_PORT, Names, OPS_PORT, Owner, env, mount, port,
     requests, selector, selector_labels,
 };
 use super::router::{endpoint_grace_hook, grpc_service_port, ops_service_port};
+use super::{BuildContext, access};
 
 /// The environment variable holding the PostgreSQL URL.
 pub const DATABASE_URL_ENV: &str = "DIALTONE_DATABASE_URL";
@@ -123,6 +123,14 @@ pub fn deployment(
             }),
             ..EnvVar::default()
         });
+    }
+    // Media nodes and the router must show it to the reporter's Ingest service.
+    env_vars.push(access::internal_token_env(names, spec));
+    // The dashboard's and the Reports API's credentials.
+    if let Some((volume, tokens_mount, tokens_env)) = access::tokens_file(spec) {
+        env_vars.push(tokens_env);
+        mounts.push(tokens_mount);
+        volumes.push(volume);
     }
     if let Some(recordings) = &spec.recordings {
         // The reporter links recordings in webhooks and the dashboard plays them: it reads the

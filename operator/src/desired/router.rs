@@ -16,11 +16,11 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::BuildContext;
 use super::common::{
     self, Component, GRPC_PORT, Names, OPS_PORT, Owner, env, mount, port, requests, selector,
     selector_labels,
 };
+use super::{BuildContext, access};
 
 /// Seconds a stopping pod of the router or reporter keeps serving after it is removed from the
 /// Service endpoints, so clients that still hold the old endpoint list are not refused.
@@ -81,10 +81,21 @@ pub fn deployment(
     env_vars.push(env("DIALTONE_GRPC_ADDR", format!("0.0.0.0:{GRPC_PORT}")));
     // Agent state changes are events too (the heat map's "agents available per hour").
     env_vars.push(env("DIALTONE_REPORTER_URL", names.reporter_url()));
-    container.volume_mounts = Some(vec![
+    // Media nodes must show it to the router's Router service; the router shows it to the
+    // reporter's Ingest service.
+    env_vars.push(access::internal_token_env(names, spec));
+    let mut mounts = vec![
         mount("config", common::CONFIG_DIR, true),
         mount("tmp", "/tmp", false),
-    ]);
+    ];
+    let mut volumes = vec![common::config_volume(), common::empty_dir("tmp")];
+    // The CallControl API's credentials (no tokens file: the router does not serve it).
+    if let Some((volume, tokens_mount, tokens_env)) = access::tokens_file(spec) {
+        env_vars.push(tokens_env);
+        mounts.push(tokens_mount);
+        volumes.push(volume);
+    }
+    container.volume_mounts = Some(mounts);
     container.lifecycle = Some(endpoint_grace_hook());
     container.resources = Some(requests("100m", "128Mi"));
     Deployment {
@@ -111,7 +122,7 @@ pub fn deployment(
                     // Service links would inject an env var per Service of the namespace.
                     enable_service_links: Some(false),
                     containers: vec![container],
-                    volumes: Some(vec![common::config_volume(), common::empty_dir("tmp")]),
+                    volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
             },

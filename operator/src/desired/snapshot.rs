@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dialtone_model::loader::Manifests;
-use dialtone_model::resources::CallCenter;
+use dialtone_model::resources::{CallCenter, CallCenterSpec};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -126,8 +126,12 @@ fn published_meta(meta: &ObjectMeta) -> ObjectMeta {
 pub fn render_manifests(m: &Manifests) -> Result<String, BuildError> {
     let mut docs = Vec::new();
     macro_rules! kind {
-        ($field:ident) => {{
+        ($field:ident) => {
+            kind!($field, |_| {})
+        };
+        ($field:ident, $scrub:expr) => {{
             let mut objects: Vec<_> = m.$field.iter().map(|o| o.resource.clone()).collect();
+            objects.iter_mut().for_each($scrub);
             objects.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
             for mut object in objects {
                 object.metadata = published_meta(&object.metadata);
@@ -137,7 +141,8 @@ pub fn render_manifests(m: &Manifests) -> Result<String, BuildError> {
             }
         }};
     }
-    kind!(call_centers);
+    kind!(call_centers, |cc| cc.spec =
+        published_call_center_spec(&cc.spec));
     kind!(carriers);
     kind!(schedules);
     kind!(agents);
@@ -148,8 +153,20 @@ pub fn render_manifests(m: &Manifests) -> Result<String, BuildError> {
     Ok(format!("{BUNDLE_HEADER}{}", docs.join("---\n")))
 }
 
+/// A CallCenter's spec as published: without `spec.access`. The components receive their
+/// access credentials from the kubelet ([`super::access`]: the internal token as an environment
+/// variable, the tokens file as a mounted Secret key), so the snapshot neither references nor
+/// copies those Secrets — the dashboard tokens would otherwise reach every media node.
+pub fn published_call_center_spec(spec: &CallCenterSpec) -> CallCenterSpec {
+    CallCenterSpec {
+        access: None,
+        ..spec.clone()
+    }
+}
+
 /// Which Secrets the resources reference, and which of their keys (`None`: the whole Secret,
-/// as for SIP credentials, which use `username` and `password`).
+/// as for SIP credentials, which use `username` and `password`); `spec.access` of the
+/// CallCenter excepted (see [`published_call_center_spec`]).
 ///
 /// Found by walking the specs for fields named `secretRef` or `…SecretRef`, so a reference added
 /// to a kind later is copied without a change here.
@@ -165,7 +182,11 @@ pub fn referenced_secrets(m: &Manifests) -> BTreeMap<String, Option<BTreeSet<Str
             );
         };
     }
-    kind!(call_centers);
+    specs.extend(
+        m.call_centers.iter().filter_map(|o| {
+            serde_json::to_value(published_call_center_spec(&o.resource.spec)).ok()
+        }),
+    );
     kind!(carriers);
     kind!(schedules);
     kind!(agents);

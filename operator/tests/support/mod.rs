@@ -13,6 +13,9 @@ use jiff::Timestamp;
 
 /// The uid the demo CallCenter gets, as if the API server had assigned it.
 pub const DEMO_UID: &str = "6f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+/// The internal token the golden files are rendered with (the operator generates a random one).
+pub const GOLDEN_INTERNAL_TOKEN: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 /// The image the golden files are rendered with.
 pub const IMAGE: &str = "ghcr.io/dialtone-dev/dialtone:0.1.0";
 

@@ -1,6 +1,7 @@
 //! Checks of the CallCenter and Carriers: the platform the calls run on.
 
 use super::*;
+use crate::resources::call_center::AccessSpec;
 
 pub(super) fn call_center(c: &mut Checker<'_>) -> CallCenterConfig {
     let Some(obj) = c.manifests.call_centers.first() else {
@@ -15,6 +16,7 @@ pub(super) fn call_center(c: &mut Checker<'_>) -> CallCenterConfig {
                 recordings: None,
                 webhooks: Vec::new(),
                 alerts: Vec::new(),
+                access: None,
             },
             webhook_keys: BTreeMap::new(),
             database_url: None,
@@ -228,11 +230,90 @@ pub(super) fn call_center(c: &mut Checker<'_>) -> CallCenterConfig {
             }
         }
     }
+    if let Some(access) = &spec.access {
+        access_refs(c, &s, access);
+    }
     CallCenterConfig {
         name: name_of(&obj.resource).to_owned(),
         spec: spec.clone(),
         webhook_keys,
         database_url,
+    }
+}
+
+/// Shortest dashboard token and internal token accepted (as the reporter's token store).
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// `spec.access`: the referenced Secrets exist with their keys, the tokens file is made of
+/// `name:role:token` lines the reporter and router will accept, and the internal token is long
+/// enough to be one. Messages never quote a token.
+fn access_refs(c: &mut Checker<'_>, s: &Site<'_>, access: &AccessSpec) {
+    const TOKENS: &str = "spec.access.tokensSecretRef";
+    const INTERNAL: &str = "spec.access.internalTokenSecretRef";
+    if let Some(r) = &access.tokens_secret_ref
+        && let Some(text) = c.secret_key(s, TOKENS, r)
+    {
+        let source = format!("Secret {:?} key {:?}", r.name, r.key);
+        let mut lines = 0;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            lines += 1;
+            let at = format!("{source} line {}", i + 1);
+            let mut fields = line.splitn(3, ':').map(str::trim);
+            let (Some(name), Some(role), Some(token)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                c.error(s, TOKENS, format!("{at}: expected name:role:token"));
+                continue;
+            };
+            if name.is_empty() {
+                c.error(s, TOKENS, format!("{at}: the name is empty"));
+            } else if !matches!(role, "viewer" | "supervisor") {
+                c.error(
+                    s,
+                    TOKENS,
+                    format!("{at}: unknown role {role:?} (viewer or supervisor)"),
+                );
+            } else if token.chars().count() < MIN_TOKEN_CHARS
+                || token.chars().any(char::is_whitespace)
+            {
+                c.error(
+                    s,
+                    TOKENS,
+                    format!(
+                        "{at}: the token of {name} must be at least {MIN_TOKEN_CHARS} characters \
+                         without spaces (e.g. `openssl rand -hex 32`)"
+                    ),
+                );
+            }
+        }
+        if lines == 0 {
+            c.error(
+                s,
+                TOKENS,
+                format!("{source} holds no name:role:token line: nobody could sign in"),
+            );
+        }
+    }
+    if let Some(r) = &access.internal_token_secret_ref
+        && let Some(token) = c.secret_key(s, INTERNAL, r)
+    {
+        let token = token.trim();
+        if token.chars().count() < MIN_TOKEN_CHARS || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            c.error(
+                s,
+                INTERNAL,
+                format!(
+                    "Secret {:?} key {:?} must hold at least {MIN_TOKEN_CHARS} printable ASCII \
+                     characters without spaces (e.g. `openssl rand -hex 32`), or leave \
+                     internalTokenSecretRef out and the operator generates one",
+                    r.name, r.key
+                ),
+            );
+        }
     }
 }
 
