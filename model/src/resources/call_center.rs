@@ -413,6 +413,9 @@ pub enum WebhookEvent {
     /// An alert fired.
     #[serde(rename = "alert")]
     Alert,
+    /// The daily summary of the agents with the highest miss rate.
+    #[serde(rename = "summary.top_missers")]
+    SummaryTopMissers,
 }
 
 /// An alert.

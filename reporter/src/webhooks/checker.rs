@@ -276,14 +276,19 @@ async fn miss_rate(
     Ok(n)
 }
 
-/// Who receives the daily summary: webhooks that take every event or list `alert`, and those
+/// Who receives the daily summary: webhooks that take every event or list `alert` or
+/// `summary.top_missers`, and those
 /// named by any alert's `notify`.
 pub(crate) fn summary_targets(snapshot: &Snapshot) -> Vec<String> {
     let spec = &snapshot.call_center.spec;
     let mut targets: BTreeSet<String> = spec
         .webhooks
         .iter()
-        .filter(|w| w.events.is_empty() || w.events.contains(&WebhookEvent::Alert))
+        .filter(|w| {
+            w.events.is_empty()
+                || w.events.contains(&WebhookEvent::Alert)
+                || w.events.contains(&WebhookEvent::SummaryTopMissers)
+        })
         .map(|w| w.name.clone())
         .collect();
     for alert in &spec.alerts {

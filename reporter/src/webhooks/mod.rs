@@ -230,6 +230,7 @@ pub fn event_name(event: WebhookEvent) -> &'static str {
         WebhookEvent::CallbackDue => payload::CALLBACK_DUE,
         WebhookEvent::UnprocessedProcessed => payload::UNPROCESSED_PROCESSED,
         WebhookEvent::Alert => payload::ALERT,
+        WebhookEvent::SummaryTopMissers => payload::SUMMARY_TOP_MISSERS,
     }
 }
 
@@ -276,4 +277,31 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) {
     Dispatcher::new(store, config).run(client, shutdown).await;
+}
+
+#[cfg(test)]
+mod event_name_tests {
+    use super::*;
+
+    #[test]
+    fn every_subscribable_event_is_named_as_the_manifests_write_it() {
+        for event in [
+            WebhookEvent::CallStarted,
+            WebhookEvent::CallAnswered,
+            WebhookEvent::CallMissed,
+            WebhookEvent::CallEnded,
+            WebhookEvent::VoicemailLeft,
+            WebhookEvent::CallbackDue,
+            WebhookEvent::UnprocessedProcessed,
+            WebhookEvent::Alert,
+            WebhookEvent::SummaryTopMissers,
+        ] {
+            let written = serde_json::to_value(event).unwrap_or_default();
+            assert_eq!(written.as_str(), Some(event_name(event)), "{event:?}");
+        }
+        assert_eq!(
+            event_name(WebhookEvent::SummaryTopMissers),
+            "summary.top_missers"
+        );
+    }
 }
