@@ -338,7 +338,9 @@ fn start_rtpengine(
     n: usize,
     case: Case,
 ) -> anyhow::Result<(Running, Vec<CallPorts>)> {
-    let ng: SocketAddr = "127.0.0.1:22230".parse()?;
+    // A port free right now rather than a fixed one: other tenants (and Dialtone's own port
+    // range) may hold any fixed choice.
+    let ng: SocketAddr = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
     let log = std::fs::File::create(std::env::temp_dir().join("rtp_relay-rtpengine.log"))?;
     let child = pinned(args.relay_core, args.nice)
         .arg(&args.rtpengine)
