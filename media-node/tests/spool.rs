@@ -87,6 +87,28 @@ fn appended_events_survive_reopen_in_order() {
 }
 
 #[test]
+fn a_batch_spans_segments_and_survives_reopen_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments: a batch of 40 events must roll over several times.
+    let config = SpoolConfig { segment_bytes: 600 };
+    let events: Vec<CallEvent> = (0..40).map(event).collect();
+    {
+        let mut spool = Spool::open_with(dir.path(), config.clone()).unwrap();
+        spool.append_batch(&events[..25]).unwrap();
+        spool.append_batch(&events[25..]).unwrap();
+        assert_eq!(ids(&spool.unacked()), ids(&events));
+        assert!(spool.pending_contains(&events[7].event_id));
+    }
+    assert!(segments(dir.path()).len() > 2, "the batch rolled segments");
+    let reopened = Spool::open_with(dir.path(), config).unwrap();
+    assert_eq!(
+        ids(&reopened.unacked()),
+        ids(&events),
+        "in order after reopen"
+    );
+}
+
+#[test]
 fn a_torn_tail_is_cut_off_without_losing_earlier_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     {

@@ -120,14 +120,26 @@ pub(super) fn from_duration(d: Option<&prost_types::Duration>) -> Option<std::ti
 }
 
 /// The durable sink: every event is appended to the node's [`Spool`](crate::spool::Spool)
-/// (written and synced before `emit` returns), then the sender
-/// ([`crate::spool::deliver`]) is woken to stream it to the reporter. Events survive a
-/// reporter outage and a restart of the node.
-#[derive(Debug, Clone)]
+/// and the sender is woken to deliver it to the reporter.
+///
+/// Appending (a write and an `fdatasync`) happens on a writer thread of its own, never on the
+/// thread that handles SIP: the events queued while one sync runs are written together with
+/// one sync (group commit), so a busy node spends one sync per burst, not one per event. An
+/// event is on disk a few milliseconds after `emit` returns; dropping the sink (the node
+/// stopping) waits until every event emitted so far is on disk.
 pub struct SpoolSink {
-    spool: Arc<std::sync::Mutex<crate::spool::Spool>>,
-    notify: Arc<tokio::sync::Notify>,
+    queue: std::sync::Mutex<Option<std::sync::mpsc::Sender<CallEvent>>>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+impl std::fmt::Debug for SpoolSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpoolSink").finish_non_exhaustive()
+    }
+}
+
+/// Most events written with one sync.
+const GROUP_COMMIT: usize = 512;
 
 impl SpoolSink {
     /// A sink over a spool shared with its sender task.
@@ -135,27 +147,90 @@ impl SpoolSink {
         spool: Arc<std::sync::Mutex<crate::spool::Spool>>,
         notify: Arc<tokio::sync::Notify>,
     ) -> Self {
-        SpoolSink { spool, notify }
+        let (tx, rx) = std::sync::mpsc::channel::<CallEvent>();
+        let writer = std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < GROUP_COMMIT {
+                        match rx.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
+                        }
+                    }
+                    write_batch(&spool, &batch);
+                    notify.notify_one();
+                }
+            })
+            .ok();
+        if writer.is_none() {
+            tracing::error!(
+                "the spool writer thread did not start: call events will not be spooled"
+            );
+        }
+        SpoolSink {
+            queue: std::sync::Mutex::new(Some(tx)),
+            writer: std::sync::Mutex::new(writer),
+        }
+    }
+}
+
+/// Appends a batch; when the batch as a whole fails, event by event, so that one bad event
+/// (too large) does not cost the others and each failure is logged with its call.
+fn write_batch(spool: &std::sync::Mutex<crate::spool::Spool>, batch: &[CallEvent]) {
+    // The lock is held for the appends (no await inside); a poisoned lock still holds a
+    // consistent spool (appends are all-or-nothing on disk).
+    let mut spool = spool
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if spool.append_batch(batch).is_ok() {
+        return;
+    }
+    for event in batch {
+        if spool.pending_contains(&event.event_id) {
+            continue;
+        }
+        if let Err(e) = spool.append(event) {
+            tracing::error!(
+                call_id = %event.call_id,
+                event_id = %event.event_id,
+                error = %e,
+                "call event NOT spooled: it will not reach the reporter"
+            );
+        }
     }
 }
 
 impl EventSink for SpoolSink {
     fn emit(&self, event: CallEvent) {
-        // The lock is held for one append (no await inside); a poisoned lock still holds a
-        // consistent spool (appends are all-or-nothing on disk).
-        let result = self
-            .spool
+        let queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sent = queue.as_ref().map(|q| q.send(event));
+        if !matches!(sent, Some(Ok(()))) {
+            tracing::error!("call event NOT spooled: the spool writer has stopped");
+        }
+    }
+}
+
+impl Drop for SpoolSink {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what was emitted, then stop.
+        self.queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .append(&event);
-        match result {
-            Ok(()) => self.notify.notify_one(),
-            Err(e) => tracing::error!(
-                call_id = %event.call_id,
-                event_id = %event.event_id,
-                error = %e,
-                "call event NOT spooled: it will not reach the reporter"
-            ),
+            .take();
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(w) = writer
+            && w.join().is_err()
+        {
+            tracing::error!("the spool writer thread panicked");
         }
     }
 }

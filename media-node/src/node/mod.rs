@@ -96,7 +96,7 @@ mod tests_media;
 pub use config::NodeConfig;
 pub use events::{ChannelSink, EventSink, LogSink, SpoolSink};
 pub use health::{Health, NodeMetrics, Readiness};
-pub use rtp::{PortPool, RelayConfig, RelayHandle, spawn_relay};
+pub use rtp::{PortPool, RelayConfig, RelayHandle, RelaySide, spawn_relay};
 pub use sipmsg::normalise_number;
 
 use dialtone_proto::internal::InternalChannel;
