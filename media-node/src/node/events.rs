@@ -208,8 +208,8 @@ impl EventSink for SpoolSink {
             .queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sent = queue.as_ref().map(|q| q.send(event));
-        if !matches!(sent, Some(Ok(()))) {
+        let sent = queue.as_ref().is_some_and(|q| q.send(event).is_ok());
+        if !sent {
             tracing::error!("call event NOT spooled: the spool writer has stopped");
         }
     }
