@@ -88,19 +88,19 @@ fn appended_events_survive_reopen_in_order() {
 
 #[test]
 fn a_batch_spans_segments_and_survives_reopen_in_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
     // Small segments: a batch of 40 events must roll over several times.
     let config = SpoolConfig { segment_bytes: 600 };
     let events: Vec<CallEvent> = (0..40).map(event).collect();
     {
-        let mut spool = Spool::open_with(dir.path(), config.clone()).unwrap();
-        spool.append_batch(&events[..25]).unwrap();
-        spool.append_batch(&events[25..]).unwrap();
+        let mut spool = Spool::open_with(dir.path(), config.clone()).expect("open");
+        spool.append_batch(&events[..25]).expect("first batch");
+        spool.append_batch(&events[25..]).expect("second batch");
         assert_eq!(ids(&spool.unacked()), ids(&events));
         assert!(spool.pending_contains(&events[7].event_id));
     }
     assert!(segments(dir.path()).len() > 2, "the batch rolled segments");
-    let reopened = Spool::open_with(dir.path(), config).unwrap();
+    let reopened = Spool::open_with(dir.path(), config).expect("reopen");
     assert_eq!(
         ids(&reopened.unacked()),
         ids(&events),
