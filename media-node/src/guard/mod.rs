@@ -21,13 +21,22 @@
 //! [`Guard::exempt_until`] on every successful registration.
 //!
 //! Memory is bounded ([`GuardConfig::max_tracked`] sources, oldest forgotten first) and
-//! every decision is a counter ([`GuardCounters`]) the edge exports as metrics.
+//! every decision is a counter ([`GuardCounters`]), moves a Prometheus metric
+//! ([`SecurityMetrics`], given with [`Guard::with_metrics`]) and, for the limits, writes a
+//! log line with target `security`: every ban; scanner drops and evictions on their 1st,
+//! 2nd, 4th, 8th… occurrence (a flood must not become a log flood); requests dropped while
+//! banned only count (their ban was logged).
 
+mod metrics;
 mod table;
 
 #[cfg(test)]
+pub(crate) mod log_capture;
+#[cfg(test)]
 mod tests;
 
+pub use metrics::SecurityMetrics;
+pub(crate) use metrics::log_worthy;
 pub(crate) use table::SourceTable;
 
 use std::collections::HashMap;
@@ -111,6 +120,8 @@ pub struct GuardCounters {
     pub evicted: u64,
     /// Sources tracked now.
     pub tracked: usize,
+    /// Sources banned now (bans whose time is over leave at the next check or sweep).
+    pub banned_sources: usize,
     /// Registered-agent addresses exempt now (carrier ranges not included).
     pub exemptions: usize,
 }
@@ -126,6 +137,7 @@ pub struct Guard {
     /// Registered agents' addresses and until when their registration runs.
     registered: HashMap<IpAddr, Instant>,
     counters: GuardCounters,
+    metrics: SecurityMetrics,
 }
 
 impl Guard {
@@ -142,8 +154,16 @@ impl Guard {
             carrier_nets: Vec::new(),
             registered: HashMap::new(),
             counters: GuardCounters::default(),
+            metrics: SecurityMetrics::default(),
             config,
         }
+    }
+
+    /// Reports every decision to these (registered) metrics as well.
+    pub fn with_metrics(mut self, metrics: SecurityMetrics) -> Guard {
+        self.metrics = metrics;
+        self.publish_gauges();
+        self
     }
 
     /// The limits in use.
@@ -183,6 +203,7 @@ impl Guard {
         let slot = self.registered.entry(ip).or_insert(until);
         *slot = (*slot).max(until);
         self.table.remove(&ip);
+        self.publish_gauges();
     }
 
     /// Whether `ip` is never banned: inside a carrier's range or a registered agent's.
@@ -203,7 +224,15 @@ impl Guard {
         let ip = canonical(ip);
         if user_agent.is_some_and(|ua| self.is_scanner(ua)) {
             self.counters.scanners_dropped += 1;
-            tracing::debug!(%ip, user_agent = user_agent.unwrap_or_default(), "guard: scanner dropped");
+            self.metrics.scanner_drops.inc();
+            let user_agent = user_agent.unwrap_or_default();
+            if log_worthy(self.counters.scanners_dropped) {
+                tracing::warn!(target: "security", %ip, user_agent,
+                    dropped = self.counters.scanners_dropped,
+                    "guard: known SIP scanner dropped silently");
+            } else {
+                tracing::debug!(target: "security", %ip, user_agent, "guard: scanner dropped");
+            }
             return Verdict::DropScanner;
         }
         if self.is_exempt(ip, now) {
@@ -211,20 +240,30 @@ impl Guard {
             self.counters.exempt += 1;
             return Verdict::Pass;
         }
+        let banned_before = self.table.banned_count();
         if let Some(until) = self.table.banned(&ip, now) {
             self.counters.banned_dropped += 1;
+            self.metrics.banned_drops.inc();
             return Verdict::Banned { until };
+        }
+        if self.table.banned_count() != banned_before {
+            // This source's ban just ended.
+            self.publish_gauges();
         }
         let window_start = now.checked_sub(self.config.flood_window).unwrap_or(now);
         let limit = self.config.flood_requests as usize;
         let count = self.table.hit(ip, now, window_start, limit + 1);
-        self.counters.evicted = self.table.evicted;
+        self.note_evictions();
         if count > limit {
             let until = now + self.config.ban_for;
             self.table.ban(ip, until);
             self.counters.bans += 1;
             self.counters.banned_dropped += 1;
+            self.metrics.bans.inc();
+            self.metrics.banned_drops.inc();
+            self.publish_gauges();
             tracing::warn!(
+                target: "security",
                 %ip,
                 limit = self.config.flood_requests,
                 window_ms = self.config.flood_window.as_millis() as u64,
@@ -243,6 +282,33 @@ impl Guard {
         let window_start = now.checked_sub(self.config.flood_window).unwrap_or(now);
         self.table.sweep(now, window_start);
         self.sweep_exemptions(now);
+        self.publish_gauges();
+    }
+
+    /// Counts the sources the full table forgot since the last look.
+    fn note_evictions(&mut self) {
+        let new = self.table.evicted - self.counters.evicted;
+        if new == 0 {
+            return;
+        }
+        let before = self.counters.evicted;
+        self.counters.evicted = self.table.evicted;
+        self.metrics.guard_evictions.inc_by(new);
+        // A forgotten source may have been banned.
+        self.publish_gauges();
+        // Logged when the total crosses a power of two: the first eviction says the table
+        // is full, the following lines how hard it is being pushed.
+        if (before + 1..=self.counters.evicted).any(log_worthy) {
+            tracing::warn!(target: "security", evicted = self.counters.evicted,
+                max_tracked = self.config.max_tracked,
+                "guard: source table full, forgetting the oldest sources (spoofed-source flood?)");
+        }
+    }
+
+    /// The gauge of banned sources, from the table.
+    fn publish_gauges(&self) {
+        let banned = i64::try_from(self.table.banned_count()).unwrap_or(i64::MAX);
+        self.metrics.banned_sources.set(banned);
     }
 
     fn sweep_exemptions(&mut self, now: Instant) {
@@ -253,6 +319,7 @@ impl Guard {
     pub fn counters(&self) -> GuardCounters {
         GuardCounters {
             tracked: self.table.len(),
+            banned_sources: self.table.banned_count(),
             exemptions: self.registered.len(),
             evicted: self.table.evicted,
             ..self.counters

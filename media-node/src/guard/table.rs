@@ -34,6 +34,9 @@ pub(crate) struct SourceTable<T> {
     cap: usize,
     /// Sources forgotten because the table was full.
     pub evicted: u64,
+    /// Entries whose ban has not been seen to end (a ban ends when `banned` or `sweep`
+    /// looks at it after its time): the banned-sources gauge, kept without a scan.
+    bans: usize,
 }
 
 impl<T: Copy + Ord> SourceTable<T> {
@@ -45,12 +48,18 @@ impl<T: Copy + Ord> SourceTable<T> {
             next_generation: 0,
             cap: cap.max(1),
             evicted: 0,
+            bans: 0,
         }
     }
 
     /// Sources tracked.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Sources under a ban (up to the next `sweep` for bans whose time is over).
+    pub fn banned_count(&self) -> usize {
+        self.bans
     }
 
     /// The entry of `ip`, if tracked.
@@ -67,6 +76,7 @@ impl<T: Copy + Ord> SourceTable<T> {
             Some(_) => {
                 entry.banned_until = None;
                 entry.hits.clear();
+                self.bans -= 1;
                 None
             }
             None => None,
@@ -92,23 +102,39 @@ impl<T: Copy + Ord> SourceTable<T> {
     /// Bans `ip` until `until` and forgets its events.
     pub fn ban(&mut self, ip: IpAddr, until: T) {
         let entry = self.entry(ip);
+        let new_ban = entry.banned_until.is_none();
         entry.banned_until = Some(until);
         entry.hits.clear();
+        if new_ban {
+            self.bans += 1;
+        }
     }
 
     /// Forgets sources with no event after `window_start` and no ban beyond `now`. The edge
     /// may call this now and then; the cap bounds memory without it.
     pub fn sweep(&mut self, now: T, window_start: T) {
+        let mut ended = 0;
         self.entries.retain(|_, e| {
-            e.banned_until.is_some_and(|u| u > now)
-                || e.hits.back().is_some_and(|t| *t > window_start)
+            if e.banned_until.is_some_and(|u| u <= now) {
+                e.banned_until = None;
+                e.hits.clear();
+                ended += 1;
+            }
+            e.banned_until.is_some() || e.hits.back().is_some_and(|t| *t > window_start)
         });
+        self.bans -= ended;
         self.compact_order();
     }
 
     /// Forgets `ip`.
     pub fn remove(&mut self, ip: &IpAddr) {
-        self.entries.remove(ip);
+        if self
+            .entries
+            .remove(ip)
+            .is_some_and(|e| e.banned_until.is_some())
+        {
+            self.bans -= 1;
+        }
         self.compact_order();
     }
 
@@ -123,7 +149,13 @@ impl<T: Copy + Ord> SourceTable<T> {
                     .get(&oldest)
                     .is_some_and(|e| e.generation == generation)
                 {
-                    self.entries.remove(&oldest);
+                    if self
+                        .entries
+                        .remove(&oldest)
+                        .is_some_and(|e| e.banned_until.is_some())
+                    {
+                        self.bans -= 1;
+                    }
                     self.evicted += 1;
                 }
             }
@@ -171,8 +203,33 @@ mod tests {
         assert!(t.get(&ip(1)).is_none(), "the oldest source was evicted");
         assert_eq!(t.evicted, 1);
         t.ban(ip(4), 100);
-        assert_eq!(t.banned(&ip(4), 50), Some(100));
-        assert_eq!(t.banned(&ip(4), 100), None);
+        t.ban(ip(4), 110);
+        assert_eq!(
+            t.banned_count(),
+            1,
+            "a ban extended is still one banned source"
+        );
+        assert_eq!(t.banned(&ip(4), 50), Some(110));
+        assert_eq!(t.banned(&ip(4), 110), None);
+        assert_eq!(t.banned_count(), 0, "an ended ban leaves the count");
+        // Bans that end unobserved leave it at the sweep; evicted and removed ones at once.
+        t.ban(ip(2), 120);
+        t.ban(ip(3), 300);
+        t.ban(ip(4), 300);
+        assert_eq!(t.banned_count(), 3);
+        t.remove(&ip(3));
+        assert_eq!(t.banned_count(), 2, "ip(3) removed");
+        t.hit(ip(5), 40, 20, 5);
+        t.hit(ip(7), 40, 20, 5);
+        assert_eq!(t.banned_count(), 1, "ip(2), the oldest, evicted");
+        assert_eq!(t.banned(&ip(4), 50), Some(300));
+        t.remove(&ip(5));
+        t.ban(ip(6), 130);
+        assert_eq!(t.banned_count(), 2);
+        t.sweep(150, 140);
+        assert_eq!(t.banned_count(), 1, "ip(6)'s ended ban is swept");
+        t.remove(&ip(4));
+        assert_eq!(t.banned_count(), 0);
         t.sweep(200, 150);
         assert_eq!(t.len(), 0);
         // Re-inserting after a sweep works and the order queue stays small.

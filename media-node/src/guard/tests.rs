@@ -241,3 +241,62 @@ fn memory_is_bounded() {
     assert_eq!(c.tracked, 1000);
     assert_eq!(c.evicted, 49_000);
 }
+
+/// Issue 6 item 7: every limit moves its metric and writes its `security` log line.
+#[test]
+fn bans_scanners_and_evictions_move_the_metrics_and_log() {
+    use super::log_capture::Capture;
+    use tracing::Level;
+
+    let metrics = SecurityMetrics::default();
+    let config = GuardConfig {
+        flood_requests: 3,
+        max_tracked: 4,
+        ..GuardConfig::default()
+    };
+    let mut g = Guard::new(config).with_metrics(metrics.clone());
+    let log = Capture::default();
+    let t0 = Instant::now();
+    let attacker = ip("192.0.2.66");
+    tracing::subscriber::with_default(log.clone(), || {
+        // A flood: the 4th request within the window bans, the 5th is dropped as banned.
+        let verdicts = burst(&mut g, attacker, t0, 5);
+        assert!(
+            matches!(verdicts[3], Verdict::Banned { .. }),
+            "{verdicts:?}"
+        );
+        assert_eq!(metrics.bans.get(), 1);
+        assert_eq!(metrics.banned_drops.get(), 2);
+        assert_eq!(metrics.banned_sources.get(), 1);
+        assert_eq!(log.security(Level::WARN, "source banned"), 1);
+
+        // Scanners: every drop counts, the 1st and 2nd (powers of two) are logged.
+        for _ in 0..3 {
+            g.check(ip("192.0.2.99"), Some("friendly-scanner"), t0);
+        }
+        assert_eq!(metrics.scanner_drops.get(), 3);
+        assert_eq!(log.security(Level::WARN, "scanner"), 2);
+
+        // A spoofed-source flood fills the table: the oldest source, the banned attacker,
+        // is forgotten, which the eviction counter, its log line and the gauge show.
+        for n in 1..=4u8 {
+            g.check(IpAddr::from([198, 51, 100, n]), None, t0);
+        }
+        assert_eq!(metrics.guard_evictions.get(), 1);
+        assert_eq!(metrics.banned_sources.get(), 0);
+        assert_eq!(log.security(Level::WARN, "source table full"), 1);
+
+        // A ban that runs out leaves the gauge at the next sweep.
+        let later = t0 + Duration::from_secs(10);
+        burst(&mut g, ip("198.51.100.1"), later, 4);
+        assert_eq!(metrics.banned_sources.get(), 1);
+        assert_eq!(metrics.bans.get(), 2);
+        g.sweep(later + Duration::from_secs(301));
+        assert_eq!(metrics.banned_sources.get(), 0);
+        assert_eq!(log.security(Level::WARN, "source banned"), 2);
+    });
+    let c = g.counters();
+    assert_eq!(c.bans, metrics.bans.get());
+    assert_eq!(c.scanners_dropped, metrics.scanner_drops.get());
+    assert_eq!(c.evicted, metrics.guard_evictions.get());
+}

@@ -181,6 +181,8 @@ pub(super) fn spawn(
     );
     layer_cfg.timers = cfg.sip_timers;
     let cfg_guard = cfg.guard.clone();
+    // The guard and the registrar move their limits' metrics themselves (guard::metrics).
+    let security = health.metrics().security.clone();
     let mut cfg_registrar = cfg.registrar.clone();
     if cfg_registrar.nonce_secret.is_empty() {
         // One node alone: a random secret. Nodes sharing registrations need the same one.
@@ -221,8 +223,8 @@ pub(super) fn spawn(
         udp_port,
         tcp_port,
         draining: None,
-        guard: Guard::new(cfg_guard),
-        registrar: Registrar::new(cfg_registrar),
+        guard: Guard::new(cfg_guard).with_metrics(security.clone()),
+        registrar: Registrar::new(cfg_registrar).with_metrics(security),
         prompts,
         link,
         carrier_book: crate::carrier::CarrierBook::default(),

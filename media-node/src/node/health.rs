@@ -6,6 +6,10 @@
 //! Carrier health (`dialtone_carrier_up{carrier}`) is set through
 //! [`NodeMetrics::set_carrier_up`], which the actor calls whenever a carrier's OPTIONS probes
 //! or its address resolution change: 1 when it is up and resolved, 0 when not.
+//!
+//! The hostile-traffic limits (flood bans, scanner drops, failed and rate-limited
+//! REGISTERs) are [`SecurityMetrics`], registered here and handed to the guard and the
+//! registrar, which move them as they decide.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +20,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::guard::SecurityMetrics;
 
 type Labels = Vec<(String, String)>;
 
@@ -52,6 +58,10 @@ pub struct NodeMetrics {
     pub inbound_dropped: Counter,
     /// `dialtone_carrier_up{carrier}`: 1 when the carrier is reachable, 0 when not.
     pub carrier_up: Family<Labels, Gauge>,
+    /// `dialtone_sip_banned_sources`, `dialtone_sip_bans_total`,
+    /// `dialtone_sip_scanner_drops_total`, `dialtone_sip_auth_failures_total`,
+    /// `dialtone_sip_rate_limited_total`, …: the guard's and the registrar's limits.
+    pub security: SecurityMetrics,
 }
 
 impl NodeMetrics {
@@ -87,6 +97,7 @@ impl NodeMetrics {
             "Whether the carrier is reachable (1) or not (0)",
             m.carrier_up.clone(),
         );
+        m.security.register(registry);
         m
     }
 
@@ -193,5 +204,54 @@ impl Health {
                     }
                 }),
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::guard::{Guard, GuardConfig, Verdict};
+
+    /// The guard's handles are the ones `/metrics` shows: a ban moves the exported series.
+    #[test]
+    fn security_metrics_are_exported() {
+        let health = Health::standalone();
+        let before = health.render();
+        for name in [
+            "dialtone_sip_banned_sources 0",
+            "dialtone_sip_bans_total 0",
+            "dialtone_sip_banned_drops_total 0",
+            "dialtone_sip_scanner_drops_total 0",
+            "dialtone_sip_guard_evictions_total 0",
+            "dialtone_sip_auth_failures_total 0",
+            "dialtone_sip_rate_limited_total 0",
+            "dialtone_sip_rate_limited_sources 0",
+        ] {
+            assert!(before.contains(name), "{name} missing from:\n{before}");
+        }
+        let config = GuardConfig {
+            flood_requests: 2,
+            ..GuardConfig::default()
+        };
+        let mut guard = Guard::new(config).with_metrics(health.metrics().security.clone());
+        let ip = IpAddr::from([192, 0, 2, 66]);
+        let t0 = Instant::now();
+        let verdicts: Vec<Verdict> = (0..4u64)
+            .map(|i| guard.check(ip, None, t0 + Duration::from_millis(i)))
+            .collect();
+        assert!(matches!(verdicts[2], Verdict::Banned { .. }));
+        guard.check(ip, Some("friendly-scanner"), t0);
+        let after = health.render();
+        for name in [
+            "dialtone_sip_banned_sources 1",
+            "dialtone_sip_bans_total 1",
+            "dialtone_sip_banned_drops_total 2",
+            "dialtone_sip_scanner_drops_total 1",
+        ] {
+            assert!(after.contains(name), "{name} missing from:\n{after}");
+        }
     }
 }

@@ -15,7 +15,9 @@
 //! failure counts against the source address; [`RegistrarConfig::max_failures`] within
 //! [`RegistrarConfig::failure_window`] answers 403 and refuses that address for
 //! [`RegistrarConfig::block_for`] — even with the right password, so that guessing cannot
-//! continue. Every decision is a counter ([`RegistrarCounters`]) and limits are logged.
+//! continue. Every decision is a counter ([`RegistrarCounters`]); failures and blocks also
+//! move Prometheus metrics ([`SecurityMetrics`], given with [`Registrar::with_metrics`]) and
+//! write log lines with target `security` (each failure, each block started).
 
 mod bindings;
 mod contact;
@@ -38,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dialtone_model::Snapshot;
 use dialtone_model::snapshot::AgentConfig;
 
-use crate::guard::{SourceTable, canonical};
+use crate::guard::{SecurityMetrics, SourceTable, canonical};
 use bindings::{Bindings, same_uri};
 use digest::{Algorithm, Credentials, DigestInput, NonceKey, NonceState, Qop};
 
@@ -101,6 +103,7 @@ pub struct Registrar {
     nonce_order: VecDeque<String>,
     bindings: Bindings,
     counters: RegistrarCounters,
+    metrics: SecurityMetrics,
 }
 
 impl Registrar {
@@ -113,8 +116,22 @@ impl Registrar {
             nonce_order: VecDeque::new(),
             bindings: Bindings::default(),
             counters: RegistrarCounters::default(),
+            metrics: SecurityMetrics::default(),
             config,
         }
+    }
+
+    /// Reports failures and blocks to these (registered) metrics as well.
+    pub fn with_metrics(mut self, metrics: SecurityMetrics) -> Registrar {
+        self.metrics = metrics;
+        self.publish_gauges();
+        self
+    }
+
+    /// The gauge of blocked sources, from the failure table.
+    fn publish_gauges(&self) {
+        let blocked = i64::try_from(self.failures.banned_count()).unwrap_or(i64::MAX);
+        self.metrics.rate_limited_sources.set(blocked);
     }
 
     /// The configuration in use.
@@ -135,11 +152,18 @@ impl Registrar {
         now: SystemTime,
     ) -> RegisterOutcome {
         let ip = canonical(req.source.ip());
+        let blocked_before = self.failures.banned_count();
         if let Some(until) = self.failures.banned(&ip, now) {
+            // Not logged one by one: the block was, and the 403 itself is by the edge.
             self.counters.blocked_requests += 1;
+            self.metrics.rate_limited.inc();
             return RegisterOutcome::Forbidden {
                 cause: ForbiddenCause::RateLimited { until },
             };
+        }
+        if self.failures.banned_count() != blocked_before {
+            // This source's block just ended.
+            self.publish_gauges();
         }
         let Some(header) = req.authorization.as_deref() else {
             return self.challenge(now, false);
@@ -216,7 +240,7 @@ impl Registrar {
             });
         if !allowed {
             self.counters.not_allowed += 1;
-            tracing::warn!(agent = %agent.name, aor = %req.to_uri, source = %req.source,
+            tracing::warn!(target: "security", agent = %agent.name, aor = %req.to_uri, source = %req.source,
                 "REGISTER refused: the AOR does not belong to the authenticated agent");
             return RegisterOutcome::Forbidden {
                 cause: ForbiddenCause::NotAllowed,
@@ -381,6 +405,7 @@ impl Registrar {
     /// Counts a failed authentication; blocks the address past the limit.
     fn failure(&mut self, ip: IpAddr, now: SystemTime, why: &'static str) -> RegisterOutcome {
         self.counters.auth_failures += 1;
+        self.metrics.auth_failures.inc();
         let start = now
             .checked_sub(self.config.failure_window)
             .unwrap_or(UNIX_EPOCH);
@@ -389,13 +414,16 @@ impl Registrar {
             let until = now + self.config.block_for;
             self.failures.ban(ip, until);
             self.counters.rate_limited += 1;
-            tracing::warn!(%ip, failures = limit, block_seconds = self.config.block_for.as_secs(),
+            self.metrics.rate_limited.inc();
+            self.publish_gauges();
+            tracing::warn!(target: "security", %ip, failures = limit,
+                block_seconds = self.config.block_for.as_secs(),
                 "REGISTER: too many authentication failures, source blocked");
             return RegisterOutcome::Forbidden {
                 cause: ForbiddenCause::RateLimited { until },
             };
         }
-        tracing::info!(%ip, "REGISTER authentication failed: {why}");
+        tracing::info!(target: "security", %ip, "REGISTER authentication failed: {why}");
         self.challenge(now, false)
     }
 
@@ -447,6 +475,7 @@ impl Registrar {
             .checked_sub(self.config.failure_window)
             .unwrap_or(UNIX_EPOCH);
         self.failures.sweep(now, start);
+        self.publish_gauges();
         self.bindings.expire(now)
     }
 

@@ -294,3 +294,45 @@ fn too_many_contacts_drop_the_least_recently_updated() {
         }
     }
 }
+
+/// Issue 6 item 7: failed authentications and rate-limited sources are metrics, and the
+/// block is a `security` log line.
+#[test]
+fn failures_and_blocks_move_the_metrics_and_log() {
+    use crate::guard::SecurityMetrics;
+    use crate::guard::log_capture::Capture;
+    use tracing::Level;
+
+    let s = demo();
+    let metrics = SecurityMetrics::default();
+    let mut r = Registrar::new(config()).with_metrics(metrics.clone());
+    let log = Capture::default();
+    tracing::subscriber::with_default(log.clone(), || {
+        let mut req = request("anna", &[("sip:anna@192.0.2.66", None)], None);
+        req.source = src(66);
+        // Four wrong passwords: 401 each, counted.
+        for i in 0..4 {
+            let outcome = register(&mut r, &s, &mut req, "MD5", "anna", "wrong", t(i));
+            assert_eq!(outcome.status(), 401);
+        }
+        assert_eq!(metrics.auth_failures.get(), 4);
+        assert_eq!(metrics.rate_limited.get(), 0);
+        assert_eq!(log.security(Level::INFO, "authentication failed"), 4);
+        // The fifth blocks the source: 403, logged once.
+        let outcome = register(&mut r, &s, &mut req, "MD5", "nobody", "x", t(5));
+        assert_eq!(outcome.status(), 403);
+        assert_eq!(metrics.auth_failures.get(), 5);
+        assert_eq!(metrics.rate_limited.get(), 1);
+        assert_eq!(metrics.rate_limited_sources.get(), 1);
+        assert_eq!(log.security(Level::WARN, "source blocked"), 1);
+        // Further REGISTERs while blocked count as rate-limited, not as new blocks.
+        req.authorization = None;
+        assert_eq!(r.on_register(&req, &s, t(6)).status(), 403);
+        assert_eq!(metrics.rate_limited.get(), 2);
+        assert_eq!(log.security(Level::WARN, "source blocked"), 1);
+    });
+    // The block ends: the gauge follows at the next sweep.
+    r.expire(t(400));
+    assert_eq!(metrics.rate_limited_sources.get(), 0);
+    assert_eq!(r.counters().auth_failures, metrics.auth_failures.get());
+}
