@@ -277,6 +277,9 @@ async fn naive(url: &str, sql: &str, from: i64, to: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The token the benchmark's dashboard accepts.
+const DASHBOARD_TOKEN: &str = "bench-dashboard-token";
+
 async fn serve(store: Store) -> anyhow::Result<(SocketAddr, ReportsClient<Channel>)> {
     let snapshot = Arc::new(synth::call_center(NUMBERS, AGENTS, TEAMS)?);
     let (_tx, rx) = watch::channel(snapshot);
@@ -286,16 +289,109 @@ async fn serve(store: Store) -> anyhow::Result<(SocketAddr, ReportsClient<Channe
         ReportsService::new(store, rx).with_clock(|| end() + SignedDuration::from_hours(24));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    // `Server::tcp_nodelay` only applies to listeners the server binds itself: an incoming
+    // stream must set it, or Nagle + delayed ACKs add ~40 ms to every reply (as in
+    // `dialtone up`'s server, which does the same).
     tokio::spawn(
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .add_service(service.into_server().max_decoding_message_size(64 << 20))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
     );
     let client = ReportsClient::connect(format!("http://{addr}"))
         .await?
         .max_decoding_message_size(64 << 20);
     Ok((addr, client))
+}
+
+/// The dashboard over the same store, as `dialtone up` serves it (TCP_NODELAY, bearer token).
+async fn serve_dashboard(store: Store) -> anyhow::Result<SocketAddr> {
+    use dialtone_reporter::auth::{Auth, AuthConfig, Role, TokenStore};
+    use dialtone_reporter::dashboard::{self, DashboardState};
+    let snapshot = Arc::new(synth::call_center(NUMBERS, AGENTS, TEAMS)?);
+    let (tx, rx) = watch::channel(snapshot);
+    std::mem::forget(tx);
+    let service = ReportsService::new(store, rx.clone())
+        .with_clock(|| end() + SignedDuration::from_hours(24));
+    let mut tokens = TokenStore::new();
+    tokens
+        .add("bench", Role::Supervisor, DASHBOARD_TOKEN)
+        .map_err(anyhow::Error::msg)?;
+    let auth = Auth::new(tokens, AuthConfig::default());
+    let app = dashboard::router(DashboardState::new(service, rx, auth));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let listener = {
+        use axum::serve::ListenerExt;
+        listener.tap_io(|s: &mut tokio::net::TcpStream| {
+            let _ = s.set_nodelay(true);
+        })
+    };
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Ok(addr)
+}
+
+/// One dashboard page, fetched whole; fails on anything but 200.
+async fn page_once(http: &reqwest::Client, url: &str) -> anyhow::Result<usize> {
+    let r = http.get(url).bearer_auth(DASHBOARD_TOKEN).send().await?;
+    if r.status() != 200 {
+        bail!("{url} answered {}", r.status());
+    }
+    Ok(r.bytes().await?.len())
+}
+
+/// Each dashboard page at the 30-day range beside the gRPC report it shows (the overview
+/// beside the three reports it draws: unprocessed, agents, heat map).
+async fn dashboard_pages(
+    name: &str,
+    store: Store,
+    client: &ReportsClient<Channel>,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let addr = serve_dashboard(store).await?;
+    // reqwest is built without a default TLS provider (plain HTTP here, but it wants one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let to = end();
+    let from = to - SignedDuration::from_hours(30 * 24);
+    let query = format!("from={from}&to={to}");
+    println!("| {name} dashboard page | 30 d server time (median ms) | gRPC report(s) (median ms) | ratio |");
+    let pages: [(&str, &[&str]); 7] = [
+        ("/", &["unprocessed", "agents", "heatmap"]),
+        ("/missed", &["missed"]),
+        ("/unprocessed", &["unprocessed"]),
+        ("/agents", &["agents"]),
+        ("/callbacks", &["callbacks"]),
+        ("/calls", &["calls"]),
+        ("/heatmap", &["heatmap"]),
+    ];
+    let f = period(30);
+    for (path, reports) in pages {
+        let url = format!("http://{addr}{path}?{query}");
+        let page = time(rounds, || page_once(&http, &url))
+            .await
+            .with_context(|| format!("dashboard {path}"))?;
+        let mut grpc = 0.0;
+        for report in reports {
+            let c = client.clone();
+            let f2 = f.clone();
+            grpc += time(rounds, move || {
+                let mut c = c.clone();
+                let f = f2.clone();
+                async move { report_once(&mut c, report, f).await }
+            })
+            .await?;
+        }
+        println!("| {path} | {page:.1} | {grpc:.1} | {:.2} |", page / grpc);
+    }
+    Ok(())
 }
 
 async fn run(name: &str, url: &str, fresh: bool, args: &Args) -> anyhow::Result<()> {
@@ -317,7 +413,8 @@ async fn run(name: &str, url: &str, fresh: bool, args: &Args) -> anyhow::Result<
     }
     let counts = store.counts().await?;
     println!("{name}: {} CDRs, {} events", counts.cdrs, counts.events);
-    let (_addr, client) = serve(store).await?;
+    let (_addr, client) = serve(store.clone()).await?;
+    dashboard_pages(name, store, &client, args.rounds).await?;
     println!("| {name} | window | Dialtone (median ms) | naive GROUP BY (median ms) | ratio |");
     let naive_sql: [(&str, &str); 7] = [
         (
