@@ -259,10 +259,14 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, S
     }));
     let metrics = Metrics::new();
     // Webhooks to CRMs: a durable outbox, delivered without ever blocking ingestion.
+    // CRMs fetch recordings from the dashboard's media route, so their links are absolute.
     let dispatcher = dialtone_reporter::webhooks::Dispatcher::with_options(
         store.clone(),
         config_rx.clone(),
-        dialtone_reporter::webhooks::Options::default(),
+        dialtone_reporter::webhooks::Options {
+            media_base_url: Some(format!("http://{http_addr}/media")),
+            ..dialtone_reporter::webhooks::Options::default()
+        },
     );
     metrics.with_registry(|r| dispatcher.metrics().register(r));
     tasks.push(telemetry::serve_reporter_metrics(

@@ -59,6 +59,15 @@ pub struct ReporterArgs {
     /// CallCenter's Secret). Without it the internal services take loopback peers only.
     #[arg(long, env = "DIALTONE_INTERNAL_TOKEN", hide_env_values = true)]
     pub internal_token: Option<String>,
+    /// The recordings folder the media nodes write (in a cluster, their shared volume, mounted
+    /// read-only): served to signed-in users under `/media/`.
+    #[arg(long, env = "DIALTONE_RECORDINGS")]
+    pub recordings: Option<PathBuf>,
+    /// The address users and CRMs reach the dashboard at (`https://dialtone.example.com`):
+    /// recording links in webhooks are absolute under it. Without it webhooks carry the
+    /// recordings' paths.
+    #[arg(long, env = "DIALTONE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Log level; `RUST_LOG` overrides it.
     #[arg(long, env = "DIALTONE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -120,7 +129,13 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
     let dispatcher = dialtone_reporter::webhooks::Dispatcher::with_options(
         store.clone(),
         config_rx.clone(),
-        dialtone_reporter::webhooks::Options::default(),
+        dialtone_reporter::webhooks::Options {
+            media_base_url: args
+                .public_url
+                .as_deref()
+                .map(|u| format!("{}/media", u.trim_end_matches('/'))),
+            ..dialtone_reporter::webhooks::Options::default()
+        },
     );
     metrics.with_registry(|r| dispatcher.metrics().register(r));
     telemetry::serve_reporter_metrics(&metrics, &ingestor, shutdown.receiver());
@@ -130,6 +145,10 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
     ));
     let config_rx_dash = config_rx.clone();
     let mut reports = ReportsService::new(store.clone(), config_rx);
+    if args.recordings.is_some() {
+        // Links on the dashboard's own site: its media route serves them.
+        reports = reports.with_media_base_url("/media");
+    }
     if let Some(url) = &args.router {
         let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect_lazy();
         let token = dialtone_proto::internal::InternalToken::new(args.internal_token.as_deref())?;
@@ -157,11 +176,12 @@ pub async fn run(args: ReporterArgs) -> anyhow::Result<ExitCode> {
             ..AuthConfig::default()
         },
     );
-    let dashboard = dashboard::router(DashboardState::new(
-        reports.clone(),
-        config_rx_dash.clone(),
-        auth.clone(),
-    ));
+    let mut dashboard_state =
+        DashboardState::new(reports.clone(), config_rx_dash.clone(), auth.clone());
+    if let Some(root) = &args.recordings {
+        dashboard_state = dashboard_state.with_media_root(root);
+    }
+    let dashboard = dashboard::router(dashboard_state);
     let grpc = tokio::net::TcpListener::bind(args.grpc).await?;
     let ops = tokio::net::TcpListener::bind(args.ops).await?;
     eprintln!(
