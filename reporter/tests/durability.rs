@@ -1,7 +1,8 @@
 //! Durability (issue 8): nothing is lost and nothing is counted twice.
 //!
 //! - PostgreSQL is stopped while calls keep coming (60 s by default; set
-//!   `DIALTONE_TEST_OUTAGE_SECONDS` to change it): every event is acknowledged from the
+//!   `DIALTONE_TEST_OUTAGE_SECONDS` and `DIALTONE_TEST_CALLS` to change it, as `scripts/soak`
+//!   does): every event is acknowledged from the
 //!   reporter's journal, and after the restart every call appears exactly once.
 //! - The reporter is killed with SIGKILL in the middle of ingestion (a real separate process:
 //!   this test binary re-run as `reporter_child`), restarted on the same data folder, and the
@@ -173,7 +174,12 @@ async fn postgres_outage_loses_nothing_and_counts_nothing_twice() {
     let pg = PgServer::start();
     let data = tempfile::tempdir().unwrap();
     let url = pg.url();
-    let (events, reference) = day_of_traffic(900);
+    // `scripts/soak` raises both: a ten-minute outage with thousands of calls.
+    let calls = std::env::var("DIALTONE_TEST_CALLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(900);
+    let (events, reference) = day_of_traffic(calls);
     let r = TestReporter::start(&url, data.path(), None).await;
     let addr = r.addr.to_string();
     let mut spool = Spool::default();

@@ -362,7 +362,9 @@ async fn dashboard_pages(
     let to = end();
     let from = to - SignedDuration::from_hours(30 * 24);
     let query = format!("from={from}&to={to}");
-    println!("| {name} dashboard page | 30 d server time (median ms) | gRPC report(s) (median ms) | ratio |");
+    println!(
+        "| {name} dashboard page | 30 d server time (median ms) | gRPC report(s) (median ms) | ratio |"
+    );
     let pages: [(&str, &[&str]); 7] = [
         ("/", &["unprocessed", "agents", "heatmap"]),
         ("/missed", &["missed"]),
