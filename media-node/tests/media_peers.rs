@@ -74,7 +74,15 @@ async fn bridged_audio_flows_both_ways_and_both_parties_are_recorded() {
     let a = caller.peer.stream(caller.media, from_caller.clone());
     let b = anna.peer.stream(answered.media, from_agent.clone());
     let _ = tokio::join!(a, b);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait (with a deadline) until both sides have as many packets as were sent: the relay may
+    // still hold the last ones on a loaded machine.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while (anna.peer.taken().len() < from_caller.len()
+        || caller.peer.taken().len() < from_agent.len())
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let agent_got: Vec<Vec<u8>> = anna.peer.taken().into_iter().map(|(_, p)| p).collect();
     let caller_got: Vec<Vec<u8>> = caller.peer.taken().into_iter().map(|(_, p)| p).collect();
     assert_eq!(
