@@ -81,10 +81,19 @@ async fn router_down_runs_the_backup_scheme_through_the_carrier() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let snapshot = snapshot_with(&[(
-        "address: sip.carrier-one.example:5060".into(),
-        format!("address: 127.0.0.1:{}", mobile.port),
-    )]);
+    // No OPTIONS probes here: the far end is a SIPp that expects an INVITE first, and a probe
+    // reaching it before the call would end its scenario (probing has its own tests).
+    let snapshot = snapshot_with(&[
+        (
+            "address: sip.carrier-one.example:5060".into(),
+            format!("address: 127.0.0.1:{}", mobile.port),
+        ),
+        (
+            "  probe:\n    intervalSeconds: 10\n    failuresToDown: 3\n    successesToUp: 2\n"
+                .into(),
+            String::new(),
+        ),
+    ]);
     let mut h = start_full(33200, snapshot, |c| {
         c.router_url = dead_url;
         c.plan_timeout = Duration::from_millis(500);

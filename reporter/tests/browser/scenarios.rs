@@ -51,8 +51,10 @@ async fn browser_login_with_a_wrong_then_a_right_token() {
     let field = b.find("#token").await.unwrap();
     b.send_keys(&field, SUPERVISOR_TOKEN).await;
     b.click(&b.find("#sign-in").await.unwrap()).await;
+    // After a failure the next attempt is slowed down (the throttle), and the redirect is a
+    // navigation: wait for it with a deadline.
     assert!(
-        b.url().await.ends_with("/live"),
+        b.wait_url("/live", Duration::from_secs(10)).await,
         "back where the user wanted to go"
     );
     assert!(
