@@ -11,7 +11,7 @@
 //! `shortCallSeconds`): `summary_state.short_call_seconds` records it, and reports fall back to
 //! reading CDRs when the policy in force differs (until [`super::Store::rebuild_cdrs`] runs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
@@ -97,28 +97,58 @@ impl Contribution {
     }
 }
 
-fn delta<K: Ord + Clone>(
-    old: Option<&BTreeMap<K, AgentTally>>,
-    new: Option<&BTreeMap<K, AgentTally>>,
-) -> BTreeMap<K, AgentTally> {
-    let mut out: BTreeMap<K, AgentTally> = BTreeMap::new();
-    for (map, sign) in [(old, -1), (new, 1)] {
-        for (k, t) in map.into_iter().flatten() {
-            out.entry(k.clone()).or_default().add(t, sign);
+/// The agent and call tallies of many replaced contributions, summed by row: a transaction
+/// that rebuilds hundreds of calls writes each summary row once, in a few multi-row upserts,
+/// instead of a statement per call and row (each statement is a round trip to the database).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Tallies {
+    hour_agents: BTreeMap<AgentKey, AgentTally>,
+    day_agents: BTreeMap<AgentKey, AgentTally>,
+    calls: BTreeMap<CallKey, (i64, i64)>,
+}
+
+impl Tallies {
+    /// Adds the change from `old` to `new`.
+    pub(crate) fn replace(&mut self, old: &Contribution, new: &Contribution) {
+        for (c, sign) in [(old, -1), (new, 1)] {
+            for (k, t) in &c.hour_agents {
+                self.hour_agents.entry(k.clone()).or_default().add(t, sign);
+            }
+            for (k, t) in &c.day_agents {
+                self.day_agents.entry(k.clone()).or_default().add(t, sign);
+            }
+            for (k, (i, m)) in &c.calls {
+                let e = self.calls.entry(k.clone()).or_default();
+                e.0 += sign * i;
+                e.1 += sign * m;
+            }
         }
     }
-    out.retain(|_, t| *t != AgentTally::default());
-    out
+
+    /// The agent rows that change (sums of zero are no change).
+    fn agent_rows(map: &BTreeMap<AgentKey, AgentTally>) -> Vec<(&AgentKey, &AgentTally)> {
+        map.iter()
+            .filter(|(_, t)| **t != AgentTally::default())
+            .collect()
+    }
+
+    /// The call rows that change.
+    fn call_rows(&self) -> Vec<(&CallKey, &(i64, i64))> {
+        self.calls.iter().filter(|(_, c)| **c != (0, 0)).collect()
+    }
 }
+
+/// Rows per multi-row upsert: 12 parameters each stays far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+const UPSERT_ROWS: usize = 500;
 
 fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| StoreError::from_sqlx(what, e)
 }
 
-const UPSERT_AGENT: &str = "INSERT INTO {table} (bucket, number, number_name, agent, offered, \
-    answered, missed, declined, answer_ns, short_calls, short_agent, short_client) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-    ON CONFLICT (bucket, number, number_name, agent) DO UPDATE SET \
+const AGENT_COLUMNS: &str = "INSERT INTO {table} (bucket, number, number_name, agent, offered, \
+    answered, missed, declined, answer_ns, short_calls, short_agent, short_client) ";
+const AGENT_CONFLICT: &str = " ON CONFLICT (bucket, number, number_name, agent) DO UPDATE SET \
     offered = {table}.offered + excluded.offered, answered = {table}.answered + excluded.answered, \
     missed = {table}.missed + excluded.missed, declined = {table}.declined + excluded.declined, \
     answer_ns = {table}.answer_ns + excluded.answer_ns, \
@@ -126,24 +156,54 @@ const UPSERT_AGENT: &str = "INSERT INTO {table} (bucket, number, number_name, ag
     short_agent = {table}.short_agent + excluded.short_agent, \
     short_client = {table}.short_client + excluded.short_client";
 
-const UPSERT_CALLS: &str = "INSERT INTO call_hours (bucket, number, number_name, inbound, missed) \
-    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (bucket, number, number_name) DO UPDATE SET \
+const CALLS_COLUMNS: &str =
+    "INSERT INTO call_hours (bucket, number, number_name, inbound, missed) ";
+const CALLS_CONFLICT: &str = " ON CONFLICT (bucket, number, number_name) DO UPDATE SET \
     inbound = call_hours.inbound + excluded.inbound, missed = call_hours.missed + excluded.missed";
 
-/// Recomputes `called` for a client's missed offers after its dials changed.
+/// Recomputes `called` for clients' missed offers after their dials changed; the list of
+/// clients and its closing parenthesis follow.
 const RECHECK_CALLED: &str = "UPDATE miss_offers SET called = CASE WHEN EXISTS \
     (SELECT 1 FROM dials d WHERE d.client = miss_offers.client \
-     AND d.started_at > miss_offers.started_at) THEN 1 ELSE 0 END WHERE client = $1";
+     AND d.started_at > miss_offers.started_at) THEN 1 ELSE 0 END WHERE client IN (";
+
+/// One call's contribution replaced: `old` (as stored before) by `new`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change<'a> {
+    pub call_id: &'a str,
+    pub old: &'a Contribution,
+    pub new: &'a Contribution,
+}
+
+/// Deletes the rows of `$calls` from `$table` (keyed by `call_id`), a few hundred at a time.
+macro_rules! delete_calls {
+    ($conn:expr, $db:ty, $table:literal, $calls:expr, $what:literal) => {
+        for group in $calls.chunks(UPSERT_ROWS) {
+            let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE call_id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for call_id in group {
+                list.push_bind(*call_id);
+            }
+            q.push(")");
+            q.build().execute(&mut *$conn).await.map_err(db($what))?;
+        }
+    };
+}
 
 /// Writes contributions on one backend's connection (SQLite or PostgreSQL: the same texts).
 pub(crate) trait SummaryWriter {
-    /// Replaces `old` by `new` for the call `call_id`.
-    async fn apply(
-        &mut self,
-        call_id: &str,
-        old: &Contribution,
-        new: &Contribution,
-    ) -> Result<(), StoreError>;
+    /// Replaces each call's `old` contribution by its `new` one in the per-call summaries
+    /// (missed offers, dials, callback choices), for many calls in a few statements. The
+    /// tallies are summed by the caller into a [`Tallies`] and written with
+    /// [`SummaryWriter::apply_tallies`].
+    async fn apply_links(&mut self, changes: &[Change<'_>]) -> Result<(), StoreError>;
+
+    /// Adds summed tallies to the per-hour and per-day rows.
+    async fn apply_tallies(&mut self, tallies: &Tallies) -> Result<(), StoreError>;
 
     /// The policy's `shortCallSeconds` the summaries were counted with, if they are sound.
     async fn summary_policy(&mut self) -> Result<Option<u32>, StoreError>;
@@ -159,134 +219,192 @@ pub(crate) trait SummaryWriter {
 const SHORT_CALL: &str = "short_call_seconds";
 
 macro_rules! summary_writer {
-    ($conn:ty) => {
+    ($conn:ty, $db:ty) => {
         impl SummaryWriter for $conn {
-            async fn apply(
-                &mut self,
-                call_id: &str,
-                old: &Contribution,
-                new: &Contribution,
-            ) -> Result<(), StoreError> {
-                if old == new {
-                    return Ok(());
-                }
-                for (table, o, n) in [
-                    ("agent_hours", &old.hour_agents, &new.hour_agents),
-                    ("agent_days", &old.day_agents, &new.day_agents),
+            async fn apply_tallies(&mut self, tallies: &Tallies) -> Result<(), StoreError> {
+                for (table, rows) in [
+                    ("agent_hours", Tallies::agent_rows(&tallies.hour_agents)),
+                    ("agent_days", Tallies::agent_rows(&tallies.day_agents)),
                 ] {
-                    let text = UPSERT_AGENT.replace("{table}", table);
-                    for ((bucket, number, name, agent), t) in delta(Some(o), Some(n)) {
-                        sqlx::query(sqlx::AssertSqlSafe(text.clone()))
-                            .bind(bucket)
-                            .bind(number)
-                            .bind(name)
-                            .bind(agent)
-                            .bind(t.offered)
-                            .bind(t.answered)
-                            .bind(t.missed)
-                            .bind(t.declined)
-                            .bind(t.answer_ns)
-                            .bind(t.short_calls)
-                            .bind(t.short_agent)
-                            .bind(t.short_client)
+                    for rows in rows.chunks(UPSERT_ROWS) {
+                        let mut q =
+                            sqlx::QueryBuilder::<$db>::new(AGENT_COLUMNS.replace("{table}", table));
+                        q.push_values(rows, |mut b, ((bucket, number, name, agent), t)| {
+                            b.push_bind(*bucket)
+                                .push_bind(number.clone())
+                                .push_bind(name.clone())
+                                .push_bind(agent.clone())
+                                .push_bind(t.offered)
+                                .push_bind(t.answered)
+                                .push_bind(t.missed)
+                                .push_bind(t.declined)
+                                .push_bind(t.answer_ns)
+                                .push_bind(t.short_calls)
+                                .push_bind(t.short_agent)
+                                .push_bind(t.short_client);
+                        });
+                        q.push(AGENT_CONFLICT.replace("{table}", table));
+                        q.build()
                             .execute(&mut *self)
                             .await
                             .map_err(db("updating agent summaries"))?;
                     }
                 }
-                let mut calls: BTreeMap<&CallKey, (i64, i64)> = BTreeMap::new();
-                for (map, sign) in [(&old.calls, -1), (&new.calls, 1)] {
-                    for (k, (i, m)) in map {
-                        let e = calls.entry(k).or_default();
-                        e.0 += sign * i;
-                        e.1 += sign * m;
-                    }
-                }
-                for ((bucket, number, name), (inbound, missed)) in calls {
-                    if (inbound, missed) == (0, 0) {
-                        continue;
-                    }
-                    sqlx::query(UPSERT_CALLS)
-                        .bind(bucket)
-                        .bind(number)
-                        .bind(name)
-                        .bind(inbound)
-                        .bind(missed)
+                for rows in tallies.call_rows().chunks(UPSERT_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(CALLS_COLUMNS);
+                    q.push_values(
+                        rows,
+                        |mut b, ((bucket, number, name), (inbound, missed))| {
+                            b.push_bind(*bucket)
+                                .push_bind(number.clone())
+                                .push_bind(name.clone())
+                                .push_bind(*inbound)
+                                .push_bind(*missed);
+                        },
+                    );
+                    q.push(CALLS_CONFLICT);
+                    q.build()
                         .execute(&mut *self)
                         .await
                         .map_err(db("updating call summaries"))?;
                 }
-                if old.dial != new.dial {
-                    sqlx::query("DELETE FROM dials WHERE call_id = $1")
-                        .bind(call_id)
+                Ok(())
+            }
+
+            async fn apply_links(&mut self, changes: &[Change<'_>]) -> Result<(), StoreError> {
+                // Dials first: whether a missed offer was called back depends on every dial
+                // of its client, so the offers are written after the dials and the clients
+                // whose dials changed are re-checked last. The end state is what one call
+                // after the other would leave.
+                let dials: Vec<&Change<'_>> = changes
+                    .iter()
+                    .filter(|c| c.old.dial != c.new.dial)
+                    .collect();
+                let gone: Vec<&str> = dials
+                    .iter()
+                    .filter(|c| c.old.dial.is_some())
+                    .map(|c| c.call_id)
+                    .collect();
+                delete_calls!(self, $db, "dials", &gone, "updating dials");
+                let added: Vec<(&str, &(String, i64))> = dials
+                    .iter()
+                    .filter_map(|c| c.new.dial.as_ref().map(|d| (c.call_id, d)))
+                    .collect();
+                for rows in added.chunks(UPSERT_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO dials (call_id, client, started_at) ",
+                    );
+                    q.push_values(rows, |mut b, (call_id, (client, at))| {
+                        b.push_bind(*call_id)
+                            .push_bind(client.as_str())
+                            .push_bind(*at);
+                    });
+                    q.build()
                         .execute(&mut *self)
                         .await
                         .map_err(db("updating dials"))?;
-                    if let Some((client, at)) = &new.dial {
-                        sqlx::query(
-                            "INSERT INTO dials (call_id, client, started_at) VALUES ($1, $2, $3)",
-                        )
-                        .bind(call_id)
-                        .bind(client)
-                        .bind(*at)
-                        .execute(&mut *self)
-                        .await
-                        .map_err(db("updating dials"))?;
-                    }
                 }
-                if (&old.miss_offers, &old.miss_client) != (&new.miss_offers, &new.miss_client) {
-                    sqlx::query("DELETE FROM miss_offers WHERE call_id = $1")
-                        .bind(call_id)
-                        .execute(&mut *self)
-                        .await
-                        .map_err(db("updating missed offers"))?;
-                    if let Some((client, at, number, name)) = &new.miss_client {
-                        for (agent, misses) in &new.miss_offers {
-                            sqlx::query(
-                                "INSERT INTO miss_offers (call_id, agent, started_at, client, \
-                                 number, number_name, misses, called) VALUES ($1, $2, $3, $4, \
-                                 $5, $6, $7, CASE WHEN EXISTS (SELECT 1 FROM dials d \
-                                 WHERE d.client = $4 AND d.started_at > $3) THEN 1 ELSE 0 END)",
-                            )
-                            .bind(call_id)
-                            .bind(agent)
-                            .bind(*at)
-                            .bind(client)
-                            .bind(number)
-                            .bind(name)
-                            .bind(*misses)
-                            .execute(&mut *self)
-                            .await
-                            .map_err(db("updating missed offers"))?;
+
+                let offers: Vec<&Change<'_>> = changes
+                    .iter()
+                    .filter(|c| {
+                        (&c.old.miss_offers, &c.old.miss_client)
+                            != (&c.new.miss_offers, &c.new.miss_client)
+                    })
+                    .collect();
+                let gone: Vec<&str> = offers
+                    .iter()
+                    .filter(|c| c.old.miss_client.is_some())
+                    .map(|c| c.call_id)
+                    .collect();
+                delete_calls!(self, $db, "miss_offers", &gone, "updating missed offers");
+                let mut added = Vec::new();
+                for c in &offers {
+                    if let Some((client, at, number, name)) = &c.new.miss_client {
+                        for (agent, misses) in &c.new.miss_offers {
+                            added.push((c.call_id, agent, *at, client, number, name, *misses));
                         }
                     }
                 }
-                if old.dial != new.dial {
-                    let clients = [&old.dial, &new.dial];
-                    for (client, _) in clients.into_iter().flatten() {
-                        sqlx::query(RECHECK_CALLED)
-                            .bind(client)
-                            .execute(&mut *self)
-                            .await
-                            .map_err(db("updating missed offers"))?;
-                    }
+                for rows in added.chunks(UPSERT_ROWS / 2) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO miss_offers (call_id, agent, started_at, client, number, \
+                         number_name, misses, called) ",
+                    );
+                    q.push_values(
+                        rows,
+                        |mut b, (call_id, agent, at, client, number, name, misses)| {
+                            b.push_bind(*call_id)
+                                .push_bind(agent.as_str())
+                                .push_bind(*at)
+                                .push_bind(client.as_str())
+                                .push_bind(number.as_str())
+                                .push_bind(name.as_str())
+                                .push_bind(*misses)
+                                .push("CASE WHEN EXISTS (SELECT 1 FROM dials d WHERE d.client = ")
+                                .push_bind_unseparated(client.as_str())
+                                .push_unseparated(" AND d.started_at > ")
+                                .push_bind_unseparated(*at)
+                                .push_unseparated(") THEN 1 ELSE 0 END");
+                        },
+                    );
+                    q.build()
+                        .execute(&mut *self)
+                        .await
+                        .map_err(db("updating missed offers"))?;
                 }
-                if old.chosen != new.chosen {
-                    sqlx::query("DELETE FROM callback_choices WHERE call_id = $1")
-                        .bind(call_id)
-                        .execute(&mut *self)
-                        .await
-                        .map_err(db("updating callback choices"))?;
-                    if let Some(at) = new.chosen {
-                        sqlx::query(
-                            "INSERT INTO callback_choices (call_id, started_at) VALUES ($1, $2)",
-                        )
-                        .bind(call_id)
-                        .bind(at)
-                        .execute(&mut *self)
-                        .await
-                        .map_err(db("updating callback choices"))?;
+
+                let clients: BTreeSet<&str> = dials
+                    .iter()
+                    .flat_map(|c| [&c.old.dial, &c.new.dial])
+                    .flatten()
+                    .map(|(client, _)| client.as_str())
+                    .collect();
+                let clients: Vec<&str> = clients.into_iter().collect();
+                for group in clients.chunks(UPSERT_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(RECHECK_CALLED);
+                    let mut list = q.separated(", ");
+                    for client in group {
+                        list.push_bind(*client);
                     }
+                    q.push(")");
+                    q.build()
+                        .execute(&mut *self)
+                        .await
+                        .map_err(db("updating missed offers"))?;
+                }
+
+                let chosen: Vec<&Change<'_>> = changes
+                    .iter()
+                    .filter(|c| c.old.chosen != c.new.chosen)
+                    .collect();
+                let gone: Vec<&str> = chosen
+                    .iter()
+                    .filter(|c| c.old.chosen.is_some())
+                    .map(|c| c.call_id)
+                    .collect();
+                delete_calls!(
+                    self,
+                    $db,
+                    "callback_choices",
+                    &gone,
+                    "updating callback choices"
+                );
+                let added: Vec<(&str, i64)> = chosen
+                    .iter()
+                    .filter_map(|c| c.new.chosen.map(|at| (c.call_id, at)))
+                    .collect();
+                for rows in added.chunks(UPSERT_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO callback_choices (call_id, started_at) ",
+                    );
+                    q.push_values(rows, |mut b, (call_id, at)| {
+                        b.push_bind(*call_id).push_bind(*at);
+                    });
+                    q.build()
+                        .execute(&mut *self)
+                        .await
+                        .map_err(db("updating callback choices"))?;
                 }
                 Ok(())
             }
@@ -330,11 +448,26 @@ macro_rules! summary_writer {
                     .map_err(db("reading CDRs to summarise"))?;
                     let Some((last, _)) = rows.last() else { break };
                     after = last.clone();
+                    let none = Contribution::default();
+                    let mut tallies = Tallies::default();
+                    let mut news = Vec::with_capacity(rows.len());
                     for (call_id, json) in &rows {
                         let cdr = super::codec::cdr_from_json(call_id, json)?;
                         let new = Contribution::of(&cdr, policy);
-                        self.apply(call_id, &Contribution::default(), &new).await?;
+                        tallies.replace(&none, &new);
+                        news.push(new);
                     }
+                    let changes: Vec<Change<'_>> = rows
+                        .iter()
+                        .zip(&news)
+                        .map(|((call_id, _), new)| Change {
+                            call_id,
+                            old: &none,
+                            new,
+                        })
+                        .collect();
+                    self.apply_links(&changes).await?;
+                    self.apply_tallies(&tallies).await?;
                 }
                 sqlx::query(
                     "INSERT INTO summary_state (name, value) VALUES ($1, $2) \
@@ -362,18 +495,33 @@ macro_rules! summary_writer {
                         .fetch_all(&mut *self)
                         .await
                         .map_err(db("reading old CDRs"))?;
+                let none = Contribution::default();
+                let mut tallies = Tallies::default();
+                let mut olds = Vec::with_capacity(rows.len());
                 for (call_id, json) in &rows {
-                    let old = Contribution::of(&super::codec::cdr_from_json(call_id, json)?, &policy);
-                    self.apply(call_id, &old, &Contribution::default()).await?;
+                    let old =
+                        Contribution::of(&super::codec::cdr_from_json(call_id, json)?, &policy);
+                    tallies.replace(&old, &none);
+                    olds.push(old);
                 }
-                Ok(())
+                let changes: Vec<Change<'_>> = rows
+                    .iter()
+                    .zip(&olds)
+                    .map(|((call_id, _), old)| Change {
+                        call_id,
+                        old,
+                        new: &none,
+                    })
+                    .collect();
+                self.apply_links(&changes).await?;
+                self.apply_tallies(&tallies).await
             }
         }
     };
 }
 
-summary_writer!(sqlx::SqliteConnection);
-summary_writer!(sqlx::PgConnection);
+summary_writer!(sqlx::SqliteConnection, sqlx::Sqlite);
+summary_writer!(sqlx::PgConnection, sqlx::Postgres);
 
 /// The `[from, to)` period cut into raw edges (read from CDRs), whole hours and whole days.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use prost::Message as _;
 use sqlx::Row as _;
 
 use super::codec::{CdrRow, Checked, cdr_from_json, check, kind_name, to_ns};
-use super::summary::{Contribution, SummaryWriter};
+use super::summary::{Change, Contribution, SummaryWriter, Tallies};
 use super::webhooks::{INSERT_WEBHOOK_EVENT, targets_column};
 use super::{Backend, Store, StoreError};
 use crate::assemble_call;
@@ -60,18 +60,19 @@ pub struct Deleted {
     pub handlings: u64,
 }
 
-const INSERT_EVENT: &str = "INSERT INTO events \
-    (event_id, call_id, node_id, sequence, at, kind, payload, received_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING";
+/// Rows per multi-row event insert (8 parameters each).
+const INSERT_ROWS: usize = 250;
 
-const INSERT_STATE: &str = "INSERT INTO agent_states \
-    (event_id, agent, state, away_label, at, source, sequence, payload) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING";
+const EVENT_COLUMNS: &str =
+    "INSERT INTO events (event_id, call_id, node_id, sequence, at, kind, payload, received_at) ";
 
-const UPSERT_CDR: &str = "INSERT INTO cdrs (call_id, started_at, ended_at, direction, caller, \
+const STATE_COLUMNS: &str =
+    "INSERT INTO agent_states (event_id, agent, state, away_label, at, source, sequence, payload) ";
+
+const CDR_COLUMNS: &str = "INSERT INTO cdrs (call_id, started_at, ended_at, direction, caller, \
     number, number_name, client, agent, status, missed_reason, answered_by, complete, json, \
-    updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-    ON CONFLICT (call_id) DO UPDATE SET started_at = excluded.started_at, \
+    updated_at) ";
+const CDR_CONFLICT: &str = " ON CONFLICT (call_id) DO UPDATE SET started_at = excluded.started_at, \
     ended_at = excluded.ended_at, direction = excluded.direction, caller = excluded.caller, \
     number = excluded.number, number_name = excluded.number_name, client = excluded.client, \
     agent = excluded.agent, status = excluded.status, missed_reason = excluded.missed_reason, \
@@ -96,8 +97,18 @@ fn seq(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Calls rebuilt per round of reads and writes: their events and old CDRs are read with one
+/// query each and their CDRs written with one multi-row upsert. 200 calls of ~8 events keep
+/// each statement well inside both databases' limits on bound parameters.
+const REBUILD_GROUP: usize = 200;
+
 /// Rebuilds the CDRs of `$calls` inside the transaction `$tx` from every stored event of each
 /// call, returning how many were written. A macro so that it expands for both backends.
+///
+/// Calls are handled in groups of [`REBUILD_GROUP`]: one query reads the group's events, one
+/// its CDRs as stored before, the summaries' tallies are summed over the group and written
+/// once ([`Tallies`]), and the CDRs go in one multi-row upsert — a statement per call and row
+/// made ingestion wait on round trips to the database's thread, not on the database.
 ///
 /// With `$webhooks`, the call events of each rebuilt CDR ([`crate::webhooks::call_events`])
 /// are enqueued in the same transaction, once by id, unless they happened more than
@@ -106,112 +117,132 @@ fn seq(n: u64) -> i64 {
 macro_rules! rebuild_calls {
     ($tx:expr, $calls:expr, $policy:expr, $pg:expr, $now:expr, $webhooks:expr) => {{
         let mut written = 0usize;
-        for call_id in $calls {
+        let calls: Vec<&str> = $calls.iter().map(|c| c.as_ref()).collect();
+        for group in calls.chunks(REBUILD_GROUP) {
             if $pg {
-                sqlx::query(LOCK_CALL)
-                    .bind(call_id)
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(db("locking a call"))?;
+                for call_id in group {
+                    sqlx::query(LOCK_CALL)
+                        .bind(*call_id)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(db("locking a call"))?;
+                }
             }
-            let rows = sqlx::query("SELECT event_id, payload FROM events WHERE call_id = $1")
-                .bind(call_id)
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT call_id, event_id, payload FROM events WHERE call_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for call_id in group {
+                list.push_bind(*call_id);
+            }
+            q.push(")");
+            let rows = q
+                .build()
                 .fetch_all(&mut *$tx)
                 .await
-                .map_err(db("reading a call's events"))?;
-            let mut events = Vec::with_capacity(rows.len());
+                .map_err(db("reading calls' events"))?;
+            let mut events: BTreeMap<String, Vec<v1::CallEvent>> = BTreeMap::new();
             for row in &rows {
-                let id: String = row.try_get(0).map_err(db("reading an event id"))?;
-                let payload: Vec<u8> = row.try_get(1).map_err(db("reading an event"))?;
+                let call: String = row.try_get(0).map_err(db("reading a call id"))?;
+                let id: String = row.try_get(1).map_err(db("reading an event id"))?;
+                let payload: Vec<u8> = row.try_get(2).map_err(db("reading an event"))?;
                 match v1::CallEvent::decode(payload.as_slice()) {
-                    Ok(event) => events.push(event),
+                    Ok(event) => events.entry(call).or_default().push(event),
                     Err(e) => {
                         return Err(StoreError::corrupt_row(format!("event {id}"), e));
                     }
                 }
             }
-            // The CDR as stored before: its contribution to the summaries is replaced.
-            let before: Option<String> =
-                sqlx::query_scalar("SELECT json FROM cdrs WHERE call_id = $1")
-                    .bind(call_id)
-                    .fetch_optional(&mut *$tx)
-                    .await
-                    .map_err(db("reading a CDR"))?;
-            let old = match before {
-                Some(json) => Contribution::of(&cdr_from_json(call_id, &json)?, $policy),
-                None => Contribution::default(),
-            };
-            match assemble_call(&events, $policy) {
-                Ok(cdr) => {
-                    let row = CdrRow::new(&cdr)?;
-                    SummaryWriter::apply(&mut *$tx, call_id, &old, &Contribution::of(&cdr, $policy))
-                        .await?;
-                    bind_cdr(sqlx::query(UPSERT_CDR), &row, $now)
-                        .execute(&mut *$tx)
-                        .await
-                        .map_err(db("writing a CDR"))?;
-                    written += 1;
-                    if $webhooks {
-                        let oldest = webhook_horizon($now);
-                        for event in crate::webhooks::payload::call_events_since(&cdr, oldest) {
-                            sqlx::query(INSERT_WEBHOOK_EVENT)
-                                .bind(&event.id)
-                                .bind(&event.event)
-                                .bind(to_ns(event.occurred_at))
-                                .bind(&event.payload)
-                                .bind(targets_column(event.targets.as_ref()))
-                                .bind($now)
-                                .execute(&mut *$tx)
-                                .await
-                                .map_err(db("enqueueing a webhook event"))?;
+            // The CDRs as stored before: their contribution to the summaries is replaced.
+            let mut q = sqlx::QueryBuilder::new("SELECT call_id, json FROM cdrs WHERE call_id IN (");
+            let mut list = q.separated(", ");
+            for call_id in group {
+                list.push_bind(*call_id);
+            }
+            q.push(")");
+            let before: Vec<(String, String)> = q
+                .build_query_as()
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(db("reading CDRs"))?;
+            let before: BTreeMap<String, String> = before.into_iter().collect();
+            let mut tallies = Tallies::default();
+            let mut cdrs = Vec::with_capacity(group.len());
+            let mut contributions: Vec<(&str, Contribution, Contribution)> =
+                Vec::with_capacity(group.len());
+            for call_id in group {
+                let old = match before.get(*call_id) {
+                    Some(json) => Contribution::of(&cdr_from_json(call_id, json)?, $policy),
+                    None => Contribution::default(),
+                };
+                let stored = events.remove(*call_id).unwrap_or_default();
+                match assemble_call(&stored, $policy) {
+                    Ok(cdr) => {
+                        let new = Contribution::of(&cdr, $policy);
+                        tallies.replace(&old, &new);
+                        contributions.push((*call_id, old, new));
+                        if $webhooks {
+                            let oldest = webhook_horizon($now);
+                            for event in crate::webhooks::payload::call_events_since(&cdr, oldest) {
+                                sqlx::query(INSERT_WEBHOOK_EVENT)
+                                    .bind(&event.id)
+                                    .bind(&event.event)
+                                    .bind(to_ns(event.occurred_at))
+                                    .bind(&event.payload)
+                                    .bind(targets_column(event.targets.as_ref()))
+                                    .bind($now)
+                                    .execute(&mut *$tx)
+                                    .await
+                                    .map_err(db("enqueueing a webhook event"))?;
+                            }
                         }
+                        cdrs.push(cdr);
+                    }
+                    // The call's CallStarted is still in a spool; its CDR comes with it.
+                    Err(AssembleError::NotStarted { .. }) => {}
+                    Err(e) => {
+                        // Events are checked before they are stored, so this is a bug; keep the
+                        // events (they are the truth) and say so, rather than refuse the batch.
+                        tracing::error!(call_id = %call_id, error = %e, "cannot assemble a stored call");
                     }
                 }
-                // The call's CallStarted is still in a spool; its CDR comes with it.
-                Err(AssembleError::NotStarted { .. }) => {}
-                Err(e) => {
-                    // Events are checked before they are stored, so this is a bug; keep the
-                    // events (they are the truth) and say so, rather than refuse the batch.
-                    tracing::error!(call_id = %call_id, error = %e, "cannot assemble a stored call");
-                }
+            }
+            let changes: Vec<Change<'_>> = contributions
+                .iter()
+                .map(|(call_id, old, new)| Change { call_id, old, new })
+                .collect();
+            SummaryWriter::apply_links(&mut *$tx, &changes).await?;
+            SummaryWriter::apply_tallies(&mut *$tx, &tallies).await?;
+            if !cdrs.is_empty() {
+                let rows = cdrs.iter().map(CdrRow::new).collect::<Result<Vec<_>, _>>()?;
+                let mut q = sqlx::QueryBuilder::new(CDR_COLUMNS);
+                q.push_values(&rows, |mut b, row| {
+                    b.push_bind(row.call_id)
+                        .push_bind(row.started_at)
+                        .push_bind(row.ended_at)
+                        .push_bind(row.direction)
+                        .push_bind(row.caller)
+                        .push_bind(row.number)
+                        .push_bind(row.number_name)
+                        .push_bind(row.client)
+                        .push_bind(row.agent)
+                        .push_bind(row.status)
+                        .push_bind(row.missed_reason)
+                        .push_bind(row.answered_by)
+                        .push_bind(row.complete)
+                        .push_bind(row.json.as_str())
+                        .push_bind($now);
+                });
+                q.push(CDR_CONFLICT);
+                q.build()
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(db("writing CDRs"))?;
+                written += rows.len();
             }
         }
         written
     }};
-}
-
-/// Binds a CDR row to [`UPSERT_CDR`]; generic over the database because both bind the same
-/// Rust types.
-fn bind_cdr<'q, DB>(
-    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
-    row: &CdrRow<'q>,
-    now: i64,
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
-where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    query
-        .bind(row.call_id)
-        .bind(row.started_at)
-        .bind(row.ended_at)
-        .bind(row.direction)
-        .bind(row.caller)
-        .bind(row.number)
-        .bind(row.number_name)
-        .bind(row.client)
-        .bind(row.agent)
-        .bind(row.status)
-        .bind(row.missed_reason)
-        .bind(row.answered_by)
-        .bind(row.complete)
-        .bind(row.json.clone())
-        .bind(now)
 }
 
 impl Store {
@@ -280,47 +311,72 @@ impl Store {
             SummaryWriter::ensure_summaries(&mut *tx, policy).await?;
             let mut out = IngestOutcome::default();
             let mut touched: BTreeSet<&str> = BTreeSet::new();
+            // Multi-row inserts that return the ids they stored: the others were stored
+            // before (checked one by one below, which is rare).
+            let mut stored: BTreeSet<String> = BTreeSet::new();
+            let calls: Vec<_> = chunk
+                .iter()
+                .filter_map(|c| match c {
+                    Checked::Call(e, at) => Some((*e, *at)),
+                    Checked::State(..) => None,
+                })
+                .collect();
+            for rows in calls.chunks(INSERT_ROWS) {
+                let mut q = sqlx::QueryBuilder::new(EVENT_COLUMNS);
+                q.push_values(rows, |mut b, (e, at)| {
+                    b.push_bind(e.event_id.as_str())
+                        .push_bind(e.call_id.as_str())
+                        .push_bind(e.node_id.as_str())
+                        .push_bind(seq(e.sequence))
+                        .push_bind(to_ns(*at))
+                        .push_bind(kind_name(e.kind.as_ref()))
+                        .push_bind(e.encode_to_vec())
+                        .push_bind(now);
+                });
+                q.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+                let ids: Vec<String> = q
+                    .build_query_scalar()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db("storing events"))?;
+                stored.extend(ids);
+            }
+            let states: Vec<_> = chunk
+                .iter()
+                .filter_map(|c| match c {
+                    Checked::State(e, at) => Some((*e, *at)),
+                    Checked::Call(..) => None,
+                })
+                .collect();
+            for rows in states.chunks(INSERT_ROWS) {
+                let mut q = sqlx::QueryBuilder::new(STATE_COLUMNS);
+                q.push_values(rows, |mut b, (e, at)| {
+                    b.push_bind(e.event_id.as_str())
+                        .push_bind(e.agent.as_str())
+                        .push_bind(e.state().code())
+                        .push_bind(e.away_label.as_str())
+                        .push_bind(to_ns(*at))
+                        .push_bind(e.source.as_str())
+                        .push_bind(seq(e.sequence))
+                        .push_bind(e.encode_to_vec());
+                });
+                q.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+                let ids: Vec<String> = q
+                    .build_query_scalar()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db("storing agent states"))?;
+                stored.extend(ids);
+            }
             for item in chunk {
-                let (inserted, id) = match item {
-                    Checked::Call(e, at) => {
-                        let payload = e.encode_to_vec();
-                        let n = sqlx::query(INSERT_EVENT)
-                            .bind(&e.event_id)
-                            .bind(&e.call_id)
-                            .bind(&e.node_id)
-                            .bind(seq(e.sequence))
-                            .bind(to_ns(*at))
-                            .bind(kind_name(e.kind.as_ref()))
-                            .bind(payload)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db("storing an event"))?
-                            .rows_affected();
-                        if n > 0 {
-                            touched.insert(&e.call_id);
-                        }
-                        (n > 0, &e.event_id)
-                    }
-                    Checked::State(e, at) => {
-                        let n = sqlx::query(INSERT_STATE)
-                            .bind(&e.event_id)
-                            .bind(&e.agent)
-                            .bind(e.state().code())
-                            .bind(&e.away_label)
-                            .bind(to_ns(*at))
-                            .bind(&e.source)
-                            .bind(seq(e.sequence))
-                            .bind(e.encode_to_vec())
-                            .execute(&mut *tx)
-                            .await;
-                        let n = n.map_err(db("storing an agent state"))?.rows_affected();
-                        (n > 0, &e.event_id)
-                    }
-                };
+                let id = item.event_id();
+                let inserted = stored.contains(id);
+                if inserted && let Checked::Call(e, _) = item {
+                    touched.insert(&e.call_id);
+                }
                 if inserted {
                     out.new_events += 1;
-                    out.acked.push(id.clone());
+                    out.acked.push(id.to_owned());
                     continue;
                 }
                 // Stored before: the same event again (normal), or a reused id (refused).
@@ -342,7 +398,7 @@ impl Store {
                     }
                 });
                 if same {
-                    out.acked.push(id.clone());
+                    out.acked.push(id.to_owned());
                 } else {
                     out.rejected.push(conflict(id));
                 }

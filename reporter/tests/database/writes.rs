@@ -145,6 +145,37 @@ async fn order_repeats_and_bad_events_change_nothing(url: &str, data: &Path) {
         before.events,
         day::calls().into_iter().flatten().count() as u64
     );
+    // The summaries the agents report reads (kept at ingestion, several calls per statement)
+    // are those of the CDRs, whatever the delivery order and chunking.
+    let (from, to) = (t("2026-11-23T00:00:00Z"), t("2026-11-24T00:00:00Z"));
+    let snapshot = demo_snapshot();
+    let policy = Policy::from(&snapshot.call_center.spec.missed_calls);
+    let filter = dialtone_reporter::reports::Filter {
+        from: Some(from),
+        to: Some(to),
+        ..Default::default()
+    };
+    let names = dialtone_reporter::reports_service::convert::display_names(&snapshot);
+    let want: Vec<pb::AgentRow> = dialtone_reporter::reports::agents(&day_cdrs(), &policy, &filter)
+        .agents
+        .into_iter()
+        .map(|row| dialtone_reporter::reports_service::convert::agent_row(row, &names))
+        .collect();
+    let got = r
+        .reports()
+        .await
+        .agents(pb::AgentsRequest {
+            filter: Some(pb::ReportFilter {
+                from: Some(to_proto_timestamp(from)),
+                to: Some(to_proto_timestamp(to)),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!want.is_empty());
+    assert_eq!(got.agents, want);
 
     // An id reused with other content is refused (the first copy stays); so are malformed
     // events; the rest of the batch is stored.
