@@ -222,6 +222,7 @@ mod tests {
                 service_names::ROUTER,
                 &[
                     "PlanCall",
+                    "PlanOutbound",
                     "ExplainRoute",
                     "ReserveAgents",
                     "ReleaseAgents",

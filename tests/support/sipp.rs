@@ -37,11 +37,17 @@ pub struct Sipp {
     child: std::process::Child,
     /// Its SIP port.
     pub port: u16,
+    ip: &'static str,
     dir: tempfile::TempDir,
 }
 
 /// Starts SIPp on `scenario` (a path relative to the repository root) for one call.
 pub fn sipp(scenario: &str, extra: &[String]) -> Sipp {
+    sipp_at("127.0.0.1", scenario, extra)
+}
+
+/// [`sipp`] on another loopback address (a peer that must not look like the carrier).
+pub fn sipp_at(ip: &'static str, scenario: &str, extra: &[String]) -> Sipp {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let media = free_port();
@@ -50,14 +56,7 @@ pub fn sipp(scenario: &str, extra: &[String]) -> Sipp {
         .current_dir(dir.path())
         .arg("-sf")
         .arg(scenario)
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-mp",
-            &media.to_string(),
-        ])
+        .args(["-i", ip, "-p", &port.to_string(), "-mp", &media.to_string()])
         .args([
             "-m",
             "1",
@@ -73,14 +72,19 @@ pub fn sipp(scenario: &str, extra: &[String]) -> Sipp {
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp starts");
-    Sipp { child, port, dir }
+    Sipp {
+        child,
+        port,
+        ip,
+        dir,
+    }
 }
 
 impl Sipp {
     /// Waits until SIPp listens.
     pub async fn ready(&mut self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while UdpSocket::bind(("127.0.0.1", self.port)).is_ok() {
+        while UdpSocket::bind((self.ip, self.port)).is_ok() {
             assert!(tokio::time::Instant::now() < deadline, "SIPp did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

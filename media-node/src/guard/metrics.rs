@@ -25,11 +25,12 @@ pub struct SecurityMetrics {
     /// `dialtone_sip_guard_evictions_total`: sources forgotten because the guard's table was
     /// full (a spoofed-source flood; each one can slip past its flood window).
     pub guard_evictions: Counter,
-    /// `dialtone_sip_auth_failures_total`: failed REGISTER authentications (unknown user and
-    /// wrong password alike).
+    /// `dialtone_sip_auth_failures_total`: failed digest authentications of REGISTERs and of
+    /// agents' INVITEs to dial out (unknown user and wrong password alike).
     pub auth_failures: Counter,
-    /// `dialtone_sip_rate_limited_total`: REGISTERs refused 403 because their source had
-    /// too many authentication failures (the one that triggers the block included).
+    /// `dialtone_sip_rate_limited_total`: REGISTERs and agents' INVITEs refused 403 because
+    /// their source had too many authentication failures (the one that triggers the block
+    /// included).
     pub rate_limited: Counter,
     /// `dialtone_sip_rate_limited_sources`: addresses blocked by the registrar now.
     pub rate_limited_sources: Gauge,
@@ -65,12 +66,12 @@ impl SecurityMetrics {
         );
         registry.register(
             "dialtone_sip_auth_failures",
-            "Failed REGISTER authentications",
+            "Failed digest authentications (REGISTER, agents' INVITEs)",
             self.auth_failures.clone(),
         );
         registry.register(
             "dialtone_sip_rate_limited",
-            "REGISTERs refused because their source had too many authentication failures",
+            "REGISTERs and agents' INVITEs refused because their source had too many authentication failures",
             self.rate_limited.clone(),
         );
         registry.register(

@@ -140,7 +140,13 @@ impl Node {
             return;
         }
         let snapshot = self.snapshot();
-        let Some(carrier) = self.carrier_of(&snapshot, source) else {
+        let carrier = self.carrier_of(&snapshot, source);
+        if self.is_agent_dial(&request, source, carrier.is_some()) {
+            // An agent's softphone dialling out: authenticated, then planned by the router.
+            self.on_agent_invite(tx, request, source, local_tag);
+            return;
+        }
+        let Some(carrier) = carrier else {
             self.health.metrics().security_rejections.inc();
             tracing::warn!(target: "security", %source, uri = %request.uri, "INVITE from an address that is no carrier: 403");
             self.reply(tx, &request, 403, Some(&local_tag), &[]);
@@ -255,7 +261,11 @@ impl Node {
 
     /// The carrier a source address belongs to: its `inboundSources`, or the address of a
     /// registration trunk.
-    fn carrier_of(&self, snapshot: &dialtone_model::Snapshot, source: Peer) -> Option<String> {
+    pub(super) fn carrier_of(
+        &self,
+        snapshot: &dialtone_model::Snapshot,
+        source: Peer,
+    ) -> Option<String> {
         if let Some(c) = snapshot.carrier_for_source(source.addr.ip()) {
             return Some(c.name.clone());
         }
@@ -273,7 +283,7 @@ impl Node {
 
     /// Our answer to the caller's offer on a fresh port pair (488 without a common codec,
     /// 500 without a free port). Without an offer we will offer in the 200 (late offer).
-    fn caller_media(&mut self, request: &Request) -> Result<CallerMedia, u16> {
+    pub(super) fn caller_media(&mut self, request: &Request) -> Result<CallerMedia, u16> {
         let offer = sipmsg::sdp_body(&request.headers, &request.body);
         let session = match offer.as_deref().map(sdp::parse) {
             Some(Ok(s)) => Some(s),
@@ -466,6 +476,21 @@ impl Node {
         let span = call.span.clone();
         let _g = span.enter();
         call.state = CallerState::Finished;
+        if call.outbound.is_some() {
+            // An agent's own call out: the agent gave up dialling, no client abandoned.
+            tracing::info!(call_id = %key, "the agent cancelled the call out");
+            self.end_call(
+                key,
+                Ending {
+                    party: pb::HangupParty::Agent,
+                    disposition: pb::CallDisposition::NotAnswered,
+                    sip_code: 487,
+                    reason: "the agent cancelled".into(),
+                    cancel_cause: pb::LegCancelCause::CallerHungUp,
+                },
+            );
+            return;
+        }
         let phase = call.phase;
         call.emit(Kind::CallerHungUp(pb::CallerHungUp {
             phase: phase as i32,

@@ -206,6 +206,7 @@ impl Node {
             ReplyBody::QueueNext(_) => self.on_queue_next(&call, generation, body),
             ReplyBody::Owner(_) => self.on_owner(&call, generation, body),
             ReplyBody::Callback(_) => self.on_callback(&call, body),
+            ReplyBody::Outbound(result) => self.on_plan_outbound(&call, result),
         }
     }
 

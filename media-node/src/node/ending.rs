@@ -131,12 +131,16 @@ impl Node {
                     agents: Vec::new(),
                 }));
         }
-        call.emit(Kind::CallEnded(pb::CallEnded {
-            hangup_party: ending.party as i32,
-            disposition: ending.disposition as i32,
-            sip_code,
-            reason: ending.reason.clone(),
-        }));
+        // A call that never started (an agent's call out ended before the router planned
+        // it) leaves no trace: an end without a start would be an orphan for the reporter.
+        if call.events.count() > 0 {
+            call.emit(Kind::CallEnded(pb::CallEnded {
+                hangup_party: ending.party as i32,
+                disposition: ending.disposition as i32,
+                sip_code,
+                reason: ending.reason.clone(),
+            }));
+        }
         tracing::info!(call_id = %call.key, duration = ?call.started.elapsed(), disposition = ?ending.disposition, party = ?ending.party, reason = %ending.reason, events = call.events.count(), "call ended");
         self.ports.release(call.media.port);
         for leg in &call.legs {

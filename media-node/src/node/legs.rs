@@ -428,6 +428,7 @@ impl Node {
             self.confirm_caller_dialog(key);
         }
         self.bridge(key, idx);
+        self.agent_dial_answered(key);
         self.queue_answered(key);
         if let Some(call) = self.calls.get_mut(key) {
             call.emit(Kind::Bridged(pb::Bridged { leg_id, agent }));

@@ -57,6 +57,7 @@
 //! ```
 
 mod actor;
+mod agent_dial;
 mod audio;
 mod backup;
 mod bridge;

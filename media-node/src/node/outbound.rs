@@ -26,7 +26,7 @@ use crate::media::sdp::{self, Codec, Negotiated};
 
 /// How long the client's phone may ring before the callback is given up (carriers usually
 /// give up sooner).
-const CLIENT_RING: Duration = Duration::from_secs(60);
+pub(super) const CLIENT_RING: Duration = Duration::from_secs(60);
 
 /// What a callback call knows beyond a call.
 #[derive(Debug)]
@@ -37,6 +37,9 @@ pub(super) struct Outbound {
     pub(super) carriers: Vec<String>,
     /// The agent's leg once they picked up: it became the call's caller side.
     pub(super) agent_leg: Option<usize>,
+    /// The agent dialled from their softphone ([`super::agent_dial`]): their INVITE is the
+    /// caller side from the start, there is no agent leg to wait for.
+    pub(super) softphone: bool,
 }
 
 /// Why an order was not taken (the router's caller reads it).
@@ -179,6 +182,7 @@ impl Node {
                 to: order.to.clone(),
                 carriers: order.carriers.clone(),
                 agent_leg: None,
+                softphone: false,
             }),
             started_at: jiff::Timestamp::now(),
         };
@@ -210,7 +214,7 @@ impl Node {
         Ok(key)
     }
 
-    fn arm_stage(&mut self, key: &str, after: Duration) {
+    pub(super) fn arm_stage(&mut self, key: &str, after: Duration) {
         let Some(call) = self.calls.get(key) else {
             return;
         };
@@ -236,7 +240,7 @@ impl Node {
         let Some(outbound) = call.outbound.as_mut() else {
             return false;
         };
-        if outbound.agent_leg.is_some() {
+        if outbound.agent_leg.is_some() || outbound.softphone {
             return false;
         }
         let Some(leg) = call.legs.get_mut(idx) else {
@@ -347,6 +351,10 @@ impl Node {
         let Some(outbound) = &call.outbound else {
             return;
         };
+        if outbound.softphone {
+            self.agent_dial_over(key);
+            return;
+        }
         let ending = match outbound.agent_leg {
             None => Ending {
                 cancel_cause: pb::LegCancelCause::Timeout,
@@ -408,6 +416,12 @@ impl Node {
         self.calls
             .values()
             .map(|c| {
+                // An agent dialling from their softphone is on the call without a leg.
+                let dialling = c
+                    .outbound
+                    .as_ref()
+                    .filter(|o| o.softphone)
+                    .map(|o| o.agent.clone());
                 let agents: Vec<String> = c
                     .legs
                     .iter()
@@ -419,6 +433,7 @@ impl Node {
                             )
                     })
                     .map(|l| l.agent.clone())
+                    .chain(dialling)
                     .collect();
                 pb::ActiveCall {
                     call_id: c.key.clone(),

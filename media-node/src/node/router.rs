@@ -43,6 +43,7 @@ pub(super) enum ReplyBody {
     QueueNext(Result<pb::QueueNextAgentResponse, String>),
     Owner(Result<pb::OwnerResponse, String>),
     Callback(Result<pb::QueueRequestCallbackResponse, String>),
+    Outbound(Result<pb::PlanOutboundResponse, String>),
 }
 
 /// Reports sent in order, fire and forget (failures are logged: presence heals from the
@@ -170,6 +171,28 @@ impl RouterLink {
             req,
             |mut c, r| async move { c.plan_call(r).await },
             |r| ReplyBody::Plan(Box::new(r)),
+        );
+    }
+
+    /// Asks how an agent's call out may go; like [`RouterLink::plan`], the current span (the
+    /// call's `sip.agent_dial`) becomes the call's trace.
+    pub(super) fn plan_outbound(
+        &self,
+        call: &str,
+        req: pb::PlanOutboundRequest,
+        deadline: Duration,
+    ) {
+        self.traces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(call, trace::current());
+        self.ask(
+            call,
+            0,
+            deadline,
+            req,
+            |mut c, r| async move { c.plan_outbound(r).await },
+            ReplyBody::Outbound,
         );
     }
 

@@ -10,6 +10,10 @@
 //! RFC 8760) against the agents' SIP credentials in the snapshot. Nonces are stateless and
 //! verifiable by every media node sharing [`RegistrarConfig::nonce_secret`].
 //!
+//! The same digest check ([`Registrar::authenticate`], in `request_auth`) authenticates the
+//! INVITEs agents send from their softphones to dial out (407 / `Proxy-Authenticate`), with
+//! the same nonces, replay table and failure limits.
+//!
 //! Hostile clients: an unknown user and a wrong password take the same path (the same
 //! work, the same 401 with a fresh challenge), so accounts cannot be enumerated. Every
 //! failure counts against the source address; [`RegistrarConfig::max_failures`] within
@@ -23,6 +27,7 @@ mod bindings;
 mod contact;
 pub mod digest;
 mod outcome;
+mod request_auth;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +37,8 @@ pub use outcome::{
     ContactEntry, ForbiddenCause, RegisterOutcome, RegisterRequest, Registered, RegistrarCounters,
     RouterCall,
 };
+use request_auth::Denied;
+pub use request_auth::{AuthOutcome, AuthRequest, RegisteredFrom};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -42,7 +49,7 @@ use dialtone_model::snapshot::AgentConfig;
 
 use crate::guard::{SecurityMetrics, SourceTable, canonical};
 use bindings::{Bindings, same_uri};
-use digest::{Algorithm, Credentials, DigestInput, NonceKey, NonceState, Qop};
+use digest::{Algorithm, NonceKey};
 
 /// Limits and identity of the registrar.
 #[derive(Debug, Clone)]
@@ -151,86 +158,22 @@ impl Registrar {
         snapshot: &Snapshot,
         now: SystemTime,
     ) -> RegisterOutcome {
-        let ip = canonical(req.source.ip());
-        let blocked_before = self.failures.banned_count();
-        if let Some(until) = self.failures.banned(&ip, now) {
-            // Not logged one by one: the block was, and the 403 itself is by the edge.
-            self.counters.blocked_requests += 1;
-            self.metrics.rate_limited.inc();
-            return RegisterOutcome::Forbidden {
-                cause: ForbiddenCause::RateLimited { until },
-            };
-        }
-        if self.failures.banned_count() != blocked_before {
-            // This source's block just ended.
-            self.publish_gauges();
-        }
-        let Some(header) = req.authorization.as_deref() else {
-            return self.challenge(now, false);
-        };
-        let Some(creds) = Credentials::parse(header) else {
-            return self.failure(ip, now, "unreadable Authorization");
-        };
-        if creds.realm != self.config.realm
-            || !self.config.algorithms.contains(&creds.algorithm().base())
-        {
-            // An answer to another server's challenge, or to an algorithm we do not offer.
-            return self.challenge(now, false);
-        }
-        if !creds
-            .uri
-            .trim()
-            .eq_ignore_ascii_case(req.request_uri.trim())
-        {
-            self.counters.bad_requests += 1;
-            return RegisterOutcome::BadRequest {
-                detail: "digest uri differs from the Request-URI",
-            };
-        }
-        let qop = match (&creds.qop, &creds.nc, &creds.cnonce) {
-            (None, _, _) => None,
-            (Some(q), Some(nc), Some(cnonce)) if q.eq_ignore_ascii_case("auth") => {
-                let Some(count) = parse_nc(nc) else {
-                    return self.failure(ip, now, "malformed nc");
-                };
-                Some((Qop { nc, cnonce, qop: q }, count))
-            }
-            _ => return self.failure(ip, now, "unsupported qop"),
-        };
-
-        // The same work whether or not the user exists.
-        let agent = find_agent(snapshot, &creds.username);
-        let password = agent
-            .and_then(|a| a.sip.as_ref())
-            .map_or("\u{0}no such user\u{0}", |s| s.password.as_str());
-        let expected = digest::response(&DigestInput {
-            algorithm: creds.algorithm(),
-            username: &creds.username,
-            realm: &self.config.realm,
-            password,
-            method: "REGISTER",
-            uri: &creds.uri,
-            nonce: &creds.nonce,
-            qop: qop.map(|(q, _)| q),
-        });
-        let matches = digest::constant_time_eq(&expected, &creds.response.to_ascii_lowercase());
-        let Some(agent) = agent.filter(|_| matches) else {
-            return self.failure(ip, now, "wrong credentials");
-        };
-
-        let nonce_state = self.key.check(
-            &self.config.realm,
-            &creds.nonce,
-            unix_secs(now),
-            self.config.nonce_ttl.as_secs(),
+        let verified = self.verify(
+            "REGISTER",
+            &req.request_uri,
+            req.authorization.as_deref(),
+            req.source,
+            snapshot,
+            now,
         );
-        let replayed = qop.is_some_and(|(_, nc)| !self.note_nc(&creds.nonce, nc));
-        if nonce_state != NonceState::Fresh || replayed {
-            // RFC 2617: stale=true only when the digest is right, so the client retries
-            // with a new nonce without asking the user again.
-            self.counters.stale_nonces += 1;
-            return self.challenge(now, true);
-        }
+        let agent = match verified {
+            Ok(agent) => agent,
+            Err(Denied::Challenge(www_authenticate)) => {
+                return RegisterOutcome::Challenge { www_authenticate };
+            }
+            Err(Denied::Forbidden(cause)) => return RegisterOutcome::Forbidden { cause },
+            Err(Denied::BadRequest(detail)) => return RegisterOutcome::BadRequest { detail },
+        };
 
         let allowed = agent.has_softphone()
             && uri_user(&req.to_uri).is_some_and(|user| {
@@ -380,51 +323,6 @@ impl Registrar {
             contacts,
             router,
         })
-    }
-
-    /// A 401 with a fresh nonce per offered algorithm.
-    fn challenge(&mut self, now: SystemTime, stale: bool) -> RegisterOutcome {
-        self.counters.challenges += 1;
-        let nonce = self.key.issue(&self.config.realm, unix_secs(now));
-        let stale = if stale { ", stale=true" } else { "" };
-        let www_authenticate = self
-            .config
-            .algorithms
-            .iter()
-            .map(|a| {
-                format!(
-                    "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
-                    self.config.realm,
-                    a.token()
-                )
-            })
-            .collect();
-        RegisterOutcome::Challenge { www_authenticate }
-    }
-
-    /// Counts a failed authentication; blocks the address past the limit.
-    fn failure(&mut self, ip: IpAddr, now: SystemTime, why: &'static str) -> RegisterOutcome {
-        self.counters.auth_failures += 1;
-        self.metrics.auth_failures.inc();
-        let start = now
-            .checked_sub(self.config.failure_window)
-            .unwrap_or(UNIX_EPOCH);
-        let limit = self.config.max_failures.max(1) as usize;
-        if self.failures.hit(ip, now, start, limit) >= limit {
-            let until = now + self.config.block_for;
-            self.failures.ban(ip, until);
-            self.counters.rate_limited += 1;
-            self.metrics.rate_limited.inc();
-            self.publish_gauges();
-            tracing::warn!(target: "security", %ip, failures = limit,
-                block_seconds = self.config.block_for.as_secs(),
-                "REGISTER: too many authentication failures, source blocked");
-            return RegisterOutcome::Forbidden {
-                cause: ForbiddenCause::RateLimited { until },
-            };
-        }
-        tracing::info!(target: "security", %ip, "REGISTER authentication failed: {why}");
-        self.challenge(now, false)
     }
 
     /// Records `nc` for `nonce`; false when it does not increase (a replay).

@@ -336,3 +336,151 @@ fn failures_and_blocks_move_the_metrics_and_log() {
     assert_eq!(metrics.rate_limited_sources.get(), 0);
     assert_eq!(r.counters().auth_failures, metrics.auth_failures.get());
 }
+
+/// An agent's INVITE answered with `Proxy-Authorization` for the nonce of `challenge`.
+fn invite_credentials(challenge: &str, alg: &str, user: &str, pass: &str, uri: &str) -> String {
+    let start = challenge.find("nonce=\"").expect("nonce") + 7;
+    let nonce = &challenge[start..start + challenge[start..].find('"').expect("quote")];
+    let response = digest::response(&DigestInput {
+        algorithm: Algorithm::parse(alg).expect("algorithm"),
+        username: user,
+        realm: REALM,
+        password: pass,
+        method: "INVITE",
+        uri,
+        nonce,
+        qop: Some(Qop {
+            nc: "00000001",
+            cnonce: "c0ffee",
+            qop: "auth",
+        }),
+    });
+    format!(
+        "Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{response}\", algorithm={alg}, cnonce=\"c0ffee\", qop=auth, nc=00000001"
+    )
+}
+
+#[test]
+fn invites_are_authenticated_with_the_same_digest_nonces_and_limits() {
+    let s = demo();
+    let mut r = Registrar::new(config());
+    let uri = "sip:+380501234567@dialtone.test";
+    fn invite(authorization: Option<&str>) -> AuthRequest<'_> {
+        AuthRequest {
+            method: "INVITE",
+            request_uri: "sip:+380501234567@dialtone.test",
+            authorization,
+            source: src(20),
+        }
+    }
+    // No credentials: a 407 offering SHA-256 then MD5.
+    let AuthOutcome::Challenge { proxy_authenticate } = r.authenticate(&invite(None), &s, t(0))
+    else {
+        panic!("a challenge")
+    };
+    assert_eq!(proxy_authenticate.len(), 2);
+    assert!(proxy_authenticate[0].contains("algorithm=SHA-256"));
+    let outcome = r.authenticate(&invite(None), &s, t(0));
+    assert_eq!(outcome.status(), 407);
+    assert!(
+        outcome
+            .headers()
+            .iter()
+            .all(|(name, _)| *name == "Proxy-Authenticate")
+    );
+
+    // The right password, SHA-256 or MD5: the agent.
+    for alg in ["SHA-256", "MD5"] {
+        let creds =
+            invite_credentials(&proxy_authenticate[0], alg, "iryna", "demo-iryna-pass", uri);
+        // Each nonce's nc must grow: a fresh challenge per try.
+        let AuthOutcome::Challenge { proxy_authenticate } = r.authenticate(&invite(None), &s, t(1))
+        else {
+            panic!("a challenge")
+        };
+        let creds = if alg == "MD5" {
+            invite_credentials(&proxy_authenticate[1], alg, "iryna", "demo-iryna-pass", uri)
+        } else {
+            creds
+        };
+        assert_eq!(
+            r.authenticate(&invite(Some(&creds)), &s, t(1)),
+            AuthOutcome::Authenticated {
+                agent: "iryna".into()
+            },
+            "{alg}"
+        );
+        // The same answer again is a replay: challenged (stale), not let through.
+        assert_eq!(
+            r.authenticate(&invite(Some(&creds)), &s, t(1)).status(),
+            407
+        );
+    }
+    // A digest for another Request-URI is malformed, not a failure.
+    let other = invite_credentials(
+        &proxy_authenticate[0],
+        "MD5",
+        "iryna",
+        "demo-iryna-pass",
+        "sip:+380000000000@dialtone.test",
+    );
+    assert_eq!(
+        r.authenticate(&invite(Some(&other)), &s, t(2)).status(),
+        400
+    );
+
+    // A wrong password and an unknown user look the same (a fresh 407), count as failures,
+    // and share REGISTER's limit: the fifth failure from the address gets 403.
+    let failures = r.counters().auth_failures;
+    let mut statuses = Vec::new();
+    for (i, user) in ["iryna", "nobody", "iryna", "nobody", "iryna"]
+        .into_iter()
+        .enumerate()
+    {
+        let creds = invite_credentials(&proxy_authenticate[0], "MD5", user, "guess", uri);
+        statuses.push(
+            r.authenticate(&invite(Some(&creds)), &s, t(3 + i as u64))
+                .status(),
+        );
+    }
+    assert_eq!(statuses, [407, 407, 407, 407, 403]);
+    assert_eq!(r.counters().auth_failures - failures, 5);
+    // Blocked: even the right password, and a REGISTER from there, get 403.
+    let creds = invite_credentials(
+        &proxy_authenticate[0],
+        "MD5",
+        "iryna",
+        "demo-iryna-pass",
+        uri,
+    );
+    assert_eq!(
+        r.authenticate(&invite(Some(&creds)), &s, t(9)).status(),
+        403
+    );
+    let mut req = request("iryna", &[("sip:iryna@192.0.2.20", None)], None);
+    req.source = src(20);
+    assert_eq!(r.on_register(&req, &s, t(9)).status(), 403);
+}
+
+#[test]
+fn registered_sources_are_known_by_socket_and_by_address() {
+    let s = demo();
+    let mut r = Registrar::new(config());
+    let mut req = request("iryna", &[("sip:iryna@192.0.2.10", None)], None);
+    registered(register(
+        &mut r,
+        &s,
+        &mut req,
+        "MD5",
+        "iryna",
+        "demo-iryna-pass",
+        t(0),
+    ));
+    assert_eq!(r.registered_from(src(10), t(1)), RegisteredFrom::Socket);
+    let other_port = SocketAddr::from(([192, 0, 2, 10], 5070));
+    assert_eq!(r.registered_from(other_port, t(1)), RegisteredFrom::Address);
+    assert_eq!(r.registered_from(src(11), t(1)), RegisteredFrom::Nowhere);
+    // Once the binding lapsed (an hour by default), the address is a stranger's again.
+    assert_eq!(r.registered_from(src(10), t(3601)), RegisteredFrom::Nowhere);
+}

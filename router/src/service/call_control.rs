@@ -44,7 +44,7 @@ impl CallControlService {
 }
 
 /// `+` and 7 to 15 digits, the first not 0.
-fn is_e164(n: &str) -> bool {
+pub(super) fn is_e164(n: &str) -> bool {
     let digits = n.strip_prefix('+').unwrap_or("");
     (7..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
@@ -60,33 +60,46 @@ fn command_status(e: CommandError) -> Status {
     }
 }
 
-impl CallControlService {
-    /// The caller ID a callback shows: the one asked for (which must be one of our numbers),
-    /// else the number the client last dialled, else the first PhoneNumber.
-    fn caller_id(&self, asked: &str, client: &str) -> Result<String, Status> {
-        let snapshot = self.core.lock().applied.clone();
-        if !asked.is_empty() {
-            return match snapshot.number(asked) {
-                Some(n) => Ok(n.number.clone()),
-                None => Err(Status::invalid_argument(format!(
-                    "caller ID {asked} is not one of the PhoneNumbers: show a number of ours, or leave it empty for the number {client} last called"
-                ))),
-            };
-        }
-        if let Some(n) = self
-            .core
-            .last_dialled(client)
-            .filter(|n| snapshot.number(n).is_some())
-        {
-            return Ok(n);
-        }
-        snapshot
-            .numbers
-            .keys()
-            .next()
-            .cloned()
-            .ok_or_else(|| Status::failed_precondition("no PhoneNumber is configured to call from"))
+/// The caller ID a call to `client` shows (a callback, or an agent dialling out): the one
+/// asked for (which must be one of our numbers), else the number the client last dialled,
+/// else the first PhoneNumber.
+pub(super) fn caller_id(core: &RouterCore, asked: &str, client: &str) -> Result<String, Status> {
+    let snapshot = core.lock().applied.clone();
+    if !asked.is_empty() {
+        return match snapshot.number(asked) {
+            Some(n) => Ok(n.number.clone()),
+            None => Err(Status::invalid_argument(format!(
+                "caller ID {asked} is not one of the PhoneNumbers: show a number of ours, or leave it empty for the number {client} last called"
+            ))),
+        };
     }
+    if let Some(n) = core
+        .last_dialled(client)
+        .filter(|n| snapshot.number(n).is_some())
+    {
+        return Ok(n);
+    }
+    snapshot
+        .numbers
+        .keys()
+        .next()
+        .cloned()
+        .ok_or_else(|| Status::failed_precondition("no PhoneNumber is configured to call from"))
+}
+
+/// The carriers a call to `to` showing `caller_id` leaves through, in the order to try them:
+/// the carriers of the number shown, else any.
+pub(super) fn client_carriers(
+    applied: &dialtone_model::Snapshot,
+    caller_id: &str,
+    to: &str,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    let names: Vec<String> = match applied.number(caller_id) {
+        Some(n) if !n.carriers.is_empty() => n.carriers.clone(),
+        _ => applied.carriers.keys().cloned().collect(),
+    };
+    order_carriers(applied, &names, call_seed(Some(to), now.as_nanosecond()))
 }
 
 #[tonic::async_trait]
@@ -123,7 +136,7 @@ impl pb::call_control_server::CallControl for CallControlService {
                 MAX_AGENT_RING.as_secs()
             )));
         }
-        let caller_id = self.caller_id(&r.caller_id, &to)?;
+        let caller_id = caller_id(&self.core, &r.caller_id, &to)?;
         let ordered_by = if r.ordered_by.is_empty() {
             by.unwrap_or_else(|| "api".to_owned())
         } else {
@@ -168,14 +181,7 @@ impl pb::call_control_server::CallControl for CallControlService {
             }
             st.legs.insert((call_id.clone(), r.agent.clone()), token);
             self.core.publish(&mut st, now);
-            // The client leg leaves through the carriers of the number shown, else any.
-            let names: Vec<String> = match applied.number(&caller_id) {
-                Some(n) if !n.carriers.is_empty() => n.carriers.clone(),
-                _ => applied.carriers.keys().cloned().collect(),
-            };
-            let carriers =
-                order_carriers(&applied, &names, call_seed(Some(&to), now.as_nanosecond()));
-            (target, carriers)
+            (target, client_carriers(&applied, &caller_id, &to, now))
         };
         let release = || {
             let mut st = self.core.lock();

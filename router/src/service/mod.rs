@@ -10,6 +10,7 @@ mod call_control;
 pub mod convert;
 mod core;
 mod nodes;
+mod outbound;
 mod queue_callbacks;
 mod trace;
 
@@ -73,6 +74,15 @@ impl pb::router_server::Router for RouterService {
             &outcome,
             &generation.to_string(),
         )))
+    }
+
+    async fn plan_outbound(
+        &self,
+        req: Request<pb::PlanOutboundRequest>,
+    ) -> Result<Response<pb::PlanOutboundResponse>, Status> {
+        let span = tracing::info_span!("router.plan_outbound", call_id = %req.get_ref().call_id, agent = %req.get_ref().agent);
+        let _guard = trace::follow(req.metadata(), span).entered();
+        outbound::plan_outbound(&self.core, req.into_inner()).map(Response::new)
     }
 
     async fn explain_route(
