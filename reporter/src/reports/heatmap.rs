@@ -177,6 +177,9 @@ fn is_open(schedule: &ScheduleConfig, t: Timestamp) -> bool {
 /// zone offsets change on whole minutes, so this is exact — including the repeated hour of a
 /// fall-back night, where the router judges by the local clock as well.
 fn open_within(schedule: &ScheduleConfig, a: Timestamp, b: Timestamp) -> SignedDuration {
+    if let Some(open) = open_within_one_date(schedule, a, b) {
+        return open;
+    }
     let mut total = SignedDuration::ZERO;
     let mut t = a;
     while t < b {
@@ -191,6 +194,56 @@ fn open_within(schedule: &ScheduleConfig, a: Timestamp, b: Timestamp) -> SignedD
         t = next;
     }
     total
+}
+
+/// [`open_within`] without walking minutes, where that gives the same answer: `[a, b)` on
+/// whole minutes, within one local date of the schedule's zone and without an offset change
+/// (every hour of the year but the few around DST changes and the period's clipped edges).
+/// The open time is then the overlap of the local minutes with that date's windows. `None`
+/// otherwise: the caller walks the minutes.
+fn open_within_one_date(
+    schedule: &ScheduleConfig,
+    a: Timestamp,
+    b: Timestamp,
+) -> Option<SignedDuration> {
+    let whole = |t: Timestamp| t.subsec_nanosecond() == 0 && t.as_second().rem_euclid(60) == 0;
+    if !whole(a) || !whole(b) || a >= b {
+        return None;
+    }
+    let (la, lb) = (schedule.tz.to_datetime(a), schedule.tz.to_datetime(b));
+    if la.duration_until(lb) != b.duration_since(a) {
+        return None;
+    }
+    let date = la.date();
+    let minute_of = |dt: DateTime| i64::from(dt.hour()) * 60 + i64::from(dt.minute());
+    let from = minute_of(la);
+    let to = if lb.date() == date {
+        minute_of(lb)
+    } else if date.tomorrow().ok() == Some(lb.date()) && minute_of(lb) == 0 {
+        24 * 60
+    } else {
+        return None;
+    };
+    if schedule.holidays.contains_key(&date) {
+        return Some(SignedDuration::ZERO);
+    }
+    // The union of the windows' overlaps (windows may overlap; a minute counts once).
+    let mut spans: Vec<(i64, i64)> = schedule
+        .windows_on(date)
+        .iter()
+        .map(|w| (i64::from(w.open).max(from), i64::from(w.close).min(to)))
+        .filter(|(lo, hi)| lo < hi)
+        .collect();
+    spans.sort_unstable();
+    let (mut minutes, mut reached) = (0i64, from);
+    for (lo, hi) in spans {
+        let lo = lo.max(reached);
+        if hi > lo {
+            minutes += hi - lo;
+            reached = hi;
+        }
+    }
+    Some(SignedDuration::from_mins(minutes))
 }
 
 /// The heat map over `[from, to)`. Filters: `number` only (the period is the options').
@@ -311,4 +364,94 @@ pub fn heatmap(
         time_zone: tz.iana_name().unwrap_or("UTC").to_owned(),
         cells,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialtone_model::schedule::Window;
+
+    fn minute_walk(schedule: &ScheduleConfig, a: Timestamp, b: Timestamp) -> SignedDuration {
+        let mut total = SignedDuration::ZERO;
+        let mut t = a;
+        while t < b {
+            let next = Timestamp::from_second(t.as_second() - t.as_second().rem_euclid(60) + 60)
+                .map_or(b, |n| n.min(b));
+            if is_open(schedule, t) {
+                total += next.duration_since(t);
+            }
+            t = next;
+        }
+        total
+    }
+
+    fn kyiv_office() -> ScheduleConfig {
+        let w = |open: u16, close: u16| Window { open, close };
+        let day = vec![w(9 * 60, 13 * 60), w(12 * 60, 18 * 60 + 30)];
+        let date = |s: &str| s.parse::<Date>().expect("date");
+        ScheduleConfig {
+            name: "office".into(),
+            timezone: "Europe/Kyiv".into(),
+            tz: TimeZone::get("Europe/Kyiv").expect("zone"),
+            weekly: [
+                day.clone(),
+                day.clone(),
+                day.clone(),
+                day.clone(),
+                vec![w(0, 90), w(23 * 60, 1440)],
+                vec![w(10 * 60 + 15, 14 * 60)],
+                vec![],
+            ],
+            holidays: [(date("2026-03-30"), "spring".to_owned())].into(),
+            exceptions: [(date("2026-10-26"), vec![w(3 * 60, 4 * 60 + 20)])].into(),
+        }
+    }
+
+    /// Every local hour of two DST changes' weeks, in the schedule's zone and in two others,
+    /// gives the minute walk's open time (where the fast path answers at all).
+    #[test]
+    fn open_time_by_windows_matches_the_minute_walk() {
+        let schedule = kyiv_office();
+        let mut answered = 0;
+        for zone in ["Europe/Kyiv", "America/New_York", "UTC"] {
+            let tz = TimeZone::get(zone).expect("zone");
+            for first in ["2026-03-26", "2026-10-22"] {
+                let mut date: Date = first.parse().expect("date");
+                for _ in 0..8 {
+                    for hour in 0..24i8 {
+                        let (Some(a), Some(b)) =
+                            (instant(&tz, date, hour), instant(&tz, date, hour + 1))
+                        else {
+                            continue;
+                        };
+                        if a >= b {
+                            continue;
+                        }
+                        let walked = minute_walk(&schedule, a, b);
+                        assert_eq!(open_within(&schedule, a, b), walked, "{zone} {date} {hour}");
+                        if open_within_one_date(&schedule, a, b).is_some() {
+                            answered += 1;
+                        }
+                    }
+                    date = date.tomorrow().expect("date");
+                }
+            }
+        }
+        // The fast path takes nearly every hour (not those crossing a change or a midnight of
+        // the schedule's zone in a zone with another offset's half hours — none here).
+        assert!(answered > 3 * 2 * 8 * 24 - 20, "{answered}");
+        // Thursday 09:30 in Kyiv (UTC+2): open; two whole minutes; a second off is no fast path.
+        let t: Timestamp = "2026-03-26T07:30:00Z".parse().expect("instant");
+        let two = t
+            .checked_add(SignedDuration::from_mins(2))
+            .expect("instant");
+        assert_eq!(
+            open_within_one_date(&schedule, t, two),
+            Some(SignedDuration::from_mins(2))
+        );
+        let odd = t
+            .checked_add(SignedDuration::from_secs(1))
+            .expect("instant");
+        assert_eq!(open_within_one_date(&schedule, odd, two), None);
+    }
 }

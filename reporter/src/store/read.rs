@@ -162,12 +162,21 @@ impl Store {
     ) -> Result<Vec<AgentStateChange>, StoreError> {
         let rows: Vec<(String, String, i64, String, i64)> = with_pool!(self, read, |pool| {
             sqlx::query_as(
-                "SELECT agent, state, at, source, sequence FROM agent_states \
+                // Each agent's last change before `from` by index seeks: the agents are
+                // listed by skipping through the (agent, at) index one agent at a time (a
+                // GROUP BY over everything before `from` read years of history for a
+                // 30-day heat map).
+                "WITH RECURSIVE agents (a) AS ( \
+                     SELECT MIN(agent) FROM agent_states \
+                     UNION ALL \
+                     SELECT (SELECT MIN(agent) FROM agent_states WHERE agent > a) \
+                     FROM agents WHERE a IS NOT NULL) \
+                 SELECT agent, state, at, source, sequence FROM agent_states \
                  WHERE at >= $1 AND at < $2 \
                  UNION ALL \
-                 SELECT s.agent, s.state, s.at, s.source, s.sequence FROM agent_states s \
-                 JOIN (SELECT agent, MAX(at) AS at FROM agent_states WHERE at < $1 \
-                       GROUP BY agent) m ON s.agent = m.agent AND s.at = m.at",
+                 SELECT s.agent, s.state, s.at, s.source, s.sequence \
+                 FROM agents JOIN agent_states s ON s.agent = agents.a AND s.at = \
+                     (SELECT MAX(at) FROM agent_states WHERE agent = agents.a AND at < $1)",
             )
             .bind(to_ns(from))
             .bind(to_ns(to))
