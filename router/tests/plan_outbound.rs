@@ -177,25 +177,173 @@ async fn refusals_say_why() {
     assert_eq!(refused(&blocked), pb::OutboundRefusal::BlockedDestination);
     assert!(blocked.reason.contains("blocklisted"), "{blocked:?}");
 
-    // An agent in DND is not reserved (as for a callback).
+    // Logged out, or never registered (taras): no call out.
     client
         .set_agent_state(pb::SetAgentStateRequest {
             agent: "bohdan".into(),
-            state: pb::AgentState::Dnd as i32,
+            state: pb::AgentState::Offline as i32,
             ..Default::default()
         })
         .await
-        .expect("dnd");
-    let dnd = client
+        .expect("logs out");
+    let offline = client
         .plan_outbound(ask("x-3", "bohdan", "+380501234567"))
         .await
         .expect("plan")
         .into_inner();
-    assert_eq!(refused(&dnd), pb::OutboundRefusal::AgentUnavailable);
+    assert_eq!(refused(&offline), pb::OutboundRefusal::AgentUnavailable);
+    let unregistered = client
+        .plan_outbound(ask("x-5", "taras", "+380501234567"))
+        .await
+        .expect("plan")
+        .into_inner();
+    assert_eq!(
+        refused(&unregistered),
+        pb::OutboundRefusal::AgentUnavailable
+    );
+    assert!(
+        unregistered.reason.contains("not registered"),
+        "{unregistered:?}"
+    );
 
     let unknown = client
         .plan_outbound(ask("x-4", "nobody", "+380501234567"))
         .await
         .expect_err("unknown agent");
     assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
+
+/// `agent`'s line on the live board.
+async fn line(client: &mut RouterClient<Channel>, agent: &str) -> pb::AgentPresence {
+    client
+        .get_live_board(pb::GetLiveBoardRequest::default())
+        .await
+        .expect("live board")
+        .into_inner()
+        .agents
+        .into_iter()
+        .find(|a| a.agent == agent)
+        .expect("the agent's line")
+}
+
+fn state(line: &pb::AgentPresence) -> pb::AgentState {
+    pb::AgentState::try_from(line.state).expect("known state")
+}
+
+/// What the media node reports for an agent's call out: the client answered, later the call
+/// ended (the node releases the call's agents).
+async fn talk_and_hang_up(client: &mut RouterClient<Channel>, call: &str, agent: &str) {
+    client
+        .report_leg_event(pb::LegEvent {
+            call_id: call.into(),
+            leg_id: "softphone".into(),
+            agent: agent.into(),
+            node_id: "node-a".into(),
+            kind: pb::LegEventKind::Answered as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("answered");
+    let on_call = line(client, agent).await;
+    assert_eq!(state(&on_call), pb::AgentState::OnCall, "{on_call:?}");
+    // Busy to offers meanwhile.
+    let offer = client
+        .reserve_agents(pb::ReserveAgentsRequest {
+            call_id: format!("in-{call}"),
+            agents: vec![agent.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("reserve")
+        .into_inner();
+    assert!(offer.reserved.is_empty(), "{offer:?}");
+    client
+        .release_agents(pb::ReleaseAgentsRequest {
+            call_id: call.into(),
+            agents: Vec::new(),
+        })
+        .await
+        .expect("release");
+}
+
+#[tokio::test]
+async fn wrap_up_dnd_and_away_dial_out_and_come_back_as_they_were() {
+    let (mut client, _config) = start().await;
+    register(&mut client, "taras").await;
+    let go = pb::OutboundRefusal::Unspecified as i32;
+
+    // taras answers a support queue call (wrap-up 15 s) and calls a client back meanwhile.
+    for kind in [pb::LegEventKind::Answered, pb::LegEventKind::Ended] {
+        client
+            .report_leg_event(pb::LegEvent {
+                call_id: "in-1".into(),
+                leg_id: "leg-1".into(),
+                agent: "taras".into(),
+                node_id: "node-a".into(),
+                kind: kind as i32,
+                queue: "support".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("queue call");
+    }
+    assert_eq!(
+        state(&line(&mut client, "taras").await),
+        pb::AgentState::WrapUp
+    );
+    let plan = client
+        .plan_outbound(ask("out-1", "taras", "+380501234567"))
+        .await
+        .expect("plan")
+        .into_inner();
+    assert_eq!(plan.refused, go, "wrap-up dials out: {plan:?}");
+    talk_and_hang_up(&mut client, "out-1", "taras").await;
+    let back = line(&mut client, "taras").await;
+    assert_eq!(
+        state(&back),
+        pb::AgentState::WrapUp,
+        "the wrap-up still runs: {back:?}"
+    );
+
+    // DND stays DND.
+    client
+        .set_agent_state(pb::SetAgentStateRequest {
+            agent: "taras".into(),
+            state: pb::AgentState::Dnd as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("dnd");
+    let plan = client
+        .plan_outbound(ask("out-2", "taras", "+380501234567"))
+        .await
+        .expect("plan")
+        .into_inner();
+    assert_eq!(plan.refused, go, "DND dials out: {plan:?}");
+    talk_and_hang_up(&mut client, "out-2", "taras").await;
+    assert_eq!(
+        state(&line(&mut client, "taras").await),
+        pb::AgentState::Dnd
+    );
+
+    // Away keeps its label.
+    client
+        .set_agent_state(pb::SetAgentStateRequest {
+            agent: "taras".into(),
+            state: pb::AgentState::Away as i32,
+            away_label: "lunch".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("away");
+    let plan = client
+        .plan_outbound(ask("out-3", "taras", "+380501234567"))
+        .await
+        .expect("plan")
+        .into_inner();
+    assert_eq!(plan.refused, go, "away dials out: {plan:?}");
+    talk_and_hang_up(&mut client, "out-3", "taras").await;
+    let back = line(&mut client, "taras").await;
+    assert_eq!(state(&back), pb::AgentState::Away, "{back:?}");
+    assert_eq!(back.away_label, "lunch", "{back:?}");
 }

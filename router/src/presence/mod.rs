@@ -817,5 +817,6 @@ fn unknown_leg(token: &LegToken) -> PresenceError {
     }
 }
 
+mod outbound;
 #[cfg(test)]
 pub(crate) mod tests;

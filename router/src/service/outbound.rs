@@ -8,6 +8,11 @@
 //! for the call so that no inbound call rings them meanwhile beyond `maxConcurrentCalls`. The
 //! node reports the agent answered (a leg event of the call) once the client answers, and
 //! releases the reservation when the call ends.
+//!
+//! Unlike a callback, the reservation is the agent's own call
+//! ([`crate::presence::Presence::reserve_outbound`]): wrap-up, DND and away do not refuse it
+//! (calling a client back during wrap-up is the normal case); logged out, not registered or
+//! at `maxConcurrentCalls` do.
 
 use std::sync::Arc;
 
@@ -81,10 +86,13 @@ pub(super) fn plan_outbound(
         .as_ref()
         .map_or(DEFAULT_HOLD_SECS, super::convert::to_secs)
         .clamp(1, MAX_HOLD_SECS);
-    // Reserve like a callback: the reservation is what keeps inbound calls (and other
-    // callbacks) off the agent while they are dialling and talking.
+    // The reservation is what keeps inbound calls (and other callbacks) off the agent while
+    // they are dialling and talking, within maxConcurrentCalls.
     let mut st = core.lock();
-    match st.presence.reserve_for(&r.agent, &r.call_id, hold, now) {
+    match st
+        .presence
+        .reserve_outbound(&r.agent, &r.call_id, hold, now)
+    {
         Ok(token) => {
             st.legs.insert((r.call_id.clone(), r.agent.clone()), token);
             core.publish(&mut st, now);
@@ -97,9 +105,13 @@ pub(super) fn plan_outbound(
                 }
                 _ => pb::OutboundRefusal::AgentUnavailable,
             };
+            let why = match e.reason {
+                UnavailableReason::Offline => "logged out or not registered".to_owned(),
+                other => other.to_string(),
+            };
             return refuse(
                 refused,
-                format!("Agent/{} cannot make a call now: {}", r.agent, e.reason),
+                format!("Agent/{} cannot make a call now: {why}", r.agent),
             );
         }
     }
