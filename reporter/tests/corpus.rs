@@ -9,6 +9,8 @@
 
 mod support;
 
+#[path = "corpus/call_out.rs"]
+mod call_out;
 #[path = "corpus/day.rs"]
 mod day;
 #[path = "corpus/figures.rs"]

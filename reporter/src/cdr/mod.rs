@@ -207,12 +207,24 @@ impl Cdr {
             && !matches!(self.status, CdrStatus::Blocked | CdrStatus::Rejected)
     }
 
-    /// An outbound call in which Dialtone dialled the client (a leg toward the client was
-    /// created). Such a call is a callback attempt when it follows a miss of that client; an
-    /// outbound callback whose agent never picked up never dialled the client, so it is no
+    /// An outbound call that tried the client: Dialtone dialled them (a leg toward the client
+    /// was created), or an agent's call out to them was refused by policy before any leg (the
+    /// number blocklisted or invalid: `forbidden_destination`, which PRODUCT.md counts as an
+    /// attempt). Such a call is a callback attempt when it follows a miss of that client; an
+    /// outbound callback whose agent never picked up never tried the client, so it is no
     /// attempt.
-    pub fn dialled_client(&self) -> bool {
-        self.direction == Direction::Outbound && self.legs.iter().any(|l| l.agent.is_none())
+    pub fn attempted_client(&self) -> bool {
+        self.direction == Direction::Outbound
+            && (self.legs.iter().any(|l| l.agent.is_none()) || self.refused_by_policy())
+    }
+
+    /// An outbound call refused by policy before anything was dialled: no leg at all, ended
+    /// with a `forbidden_destination` code (the router's blocklist or number check). A
+    /// callback whose agent leg failed has a leg, so it is not one.
+    pub fn refused_by_policy(&self) -> bool {
+        self.direction == Direction::Outbound
+            && self.legs.is_empty()
+            && self.missed == Some(MissedReason::ForbiddenDestination)
     }
 
     /// Names of the agents alerted, in order of first alert, each once.

@@ -6,7 +6,8 @@
 //!   chose a callback when that callback was answered by the client (PRODUCT.md: "not missed if
 //!   the callback is answered").
 //! - **callback attempt**: an outbound call in which Dialtone dialled the client (a client leg
-//!   was created), started after a miss of that client, by anyone. Failed ones
+//!   was created), or an agent's call out refused by policy before any leg (blocklisted or
+//!   invalid number), started after a miss of that client, by anyone. Failed ones
 //!   (`forbidden_destination` included) are attempts too.
 //! - **call status** of the call log: `missed` (missed, no attempt to the client started after
 //!   the call), `called_back` (missed, an attempt followed), `answered`; outbound calls are
@@ -202,7 +203,7 @@ impl<'a> Dataset<'a> {
     pub fn new(cdrs: &'a [Cdr]) -> Self {
         let mut answered_callbacks = HashSet::new();
         let mut outbound_by_client: HashMap<&str, Vec<&Cdr>> = HashMap::new();
-        for cdr in cdrs.iter().filter(|c| c.dialled_client()) {
+        for cdr in cdrs.iter().filter(|c| c.attempted_client()) {
             if let Some(client) = cdr.client() {
                 outbound_by_client.entry(client).or_default().push(cdr);
             }
@@ -286,7 +287,7 @@ impl<'a> Dataset<'a> {
     /// An outbound call that is a callback attempt: it carries a callback id, or it follows a
     /// missed inbound call of its client.
     pub fn is_callback(&self, cdr: &Cdr) -> bool {
-        cdr.dialled_client()
+        cdr.attempted_client()
             && (cdr.callback_id.is_some()
                 || cdr
                     .client()

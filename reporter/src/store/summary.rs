@@ -88,7 +88,7 @@ impl Contribution {
                 }
             }
         } else if cdr.direction == Direction::Outbound
-            && cdr.dialled_client()
+            && cdr.attempted_client()
             && let Some(client) = cdr.client()
         {
             c.dial = Some((client.to_owned(), start));
