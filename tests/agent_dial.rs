@@ -9,192 +9,22 @@
 //! And the refusals: a wrong password is challenged again, a stranger gets 403, and neither
 //! reaches the carrier.
 //!
-//! SIPp answers only MD5 challenges and gives up when the first one names SHA-256, which
-//! Dialtone offers first (RFC 8760's order of preference): the softphone talks to Dialtone
-//! through a relay on 127.0.0.2 that drops the SHA-256 challenge lines, as the SIP benchmark
-//! does. Dialtone sees the relay's address as the softphone's (it registers and dials from
-//! it); 127.0.0.2 is not the carrier's address.
+//! The softphone talks to Dialtone through a relay that hides the SHA-256 challenges SIPp
+//! cannot answer (see `support::agent_dial`); the other paths (cancel, hang-up, failover,
+//! refusals) are in `agent_dial_paths.rs`.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dialtone::shutdown::Shutdown;
-use dialtone::standalone::{self, Running, Settings};
 use dialtone_proto::v1 as pb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
+use support::agent_dial::{
+    CLIENT, LINE, Relay, config, dial_through, lines_with, logs, metric, register_through, start,
+};
 use support::reports_client;
 use support::sipp::{ensure_sipp, sipp, sipp_at};
-
-const CLIENT: &str = "+380501234567";
-const LINE: &str = "+380441230000";
-
-/// A PhoneNumber that sorts before the line: the caller ID's fallback ("the first
-/// PhoneNumber"), so that a carrier seeing the line proves the client's history was used.
-const OTHER_LINE: &str = r#"
----
-apiVersion: dialtone.dev/v1alpha1
-kind: PhoneNumber
-metadata: {name: other-line, namespace: e2e}
-spec:
-  number: "+380441229999"
-  carriers: [loopback]
-  schedule: always
-  routes: {open: sales}
-"#;
-
-/// The e2e call center with its carrier at `carrier`, plus the other line.
-fn config(carrier: u16) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e/callcenter.yaml"),
-    )
-    .expect("e2e manifests");
-    let text = text.replace("127.0.0.1:5999", &format!("127.0.0.1:{carrier}"));
-    assert!(
-        text.contains(&format!(":{carrier}")),
-        "carrier address patched"
-    );
-    std::fs::write(dir.path().join("callcenter.yaml"), text + OTHER_LINE).expect("write manifests");
-    dir
-}
-
-async fn start(config: &Path, data: &Path) -> (Running, Shutdown) {
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let settings = Settings {
-        config: config.to_owned(),
-        data: data.to_owned(),
-        database_url: None,
-        grpc: any,
-        http: any,
-        sip: Some(any),
-    };
-    let shutdown = Shutdown::new();
-    let running = standalone::start(&settings, shutdown.clone())
-        .await
-        .expect("standalone starts");
-    (running, shutdown)
-}
-
-/// A UDP relay on 127.0.0.2 between a SIPp softphone and Dialtone that drops the
-/// `algorithm=SHA-256` challenge lines (SIPp answers MD5 only). Stops when dropped.
-struct Relay {
-    /// Where the softphone sends (its `-s` remote).
-    front: SocketAddr,
-    stop: Arc<AtomicBool>,
-}
-
-impl Relay {
-    fn start(node: SocketAddr) -> Relay {
-        let front = UdpSocket::bind("127.0.0.2:0").expect("relay front");
-        let back = UdpSocket::bind("127.0.0.2:0").expect("relay back");
-        for s in [&front, &back] {
-            s.set_read_timeout(Some(Duration::from_millis(100)))
-                .expect("timeout");
-        }
-        let addr = front.local_addr().expect("front address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let client: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
-        let (front2, back2) = (
-            front.try_clone().expect("clone"),
-            back.try_clone().expect("clone"),
-        );
-        let (stop1, stop2, client1) = (stop.clone(), stop.clone(), client.clone());
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65_536];
-            while !stop1.load(Ordering::Relaxed) {
-                let Ok((n, from)) = front2.recv_from(&mut buf) else {
-                    continue;
-                };
-                if let Ok(mut c) = client1.lock() {
-                    *c = Some(from);
-                }
-                let _ = back2.send_to(&buf[..n], node);
-            }
-        });
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65_536];
-            while !stop2.load(Ordering::Relaxed) {
-                let Ok((n, _)) = back.recv_from(&mut buf) else {
-                    continue;
-                };
-                let text = String::from_utf8_lossy(&buf[..n]);
-                let kept: String = text
-                    .split_inclusive("\r\n")
-                    .filter(|l| {
-                        let lower = l.to_ascii_lowercase();
-                        !((lower.starts_with("www-authenticate:")
-                            || lower.starts_with("proxy-authenticate:"))
-                            && lower.contains("algorithm=sha-256"))
-                    })
-                    .collect();
-                let to = client.lock().ok().and_then(|c| *c);
-                if let Some(to) = to {
-                    let _ = front.send_to(kept.as_bytes(), to);
-                }
-            }
-        });
-        Relay { front: addr, stop }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Registers anna's softphone (SIPp) through `relay`: Dialtone then knows the relay's
-/// address as hers.
-async fn register_through(relay: &Relay) {
-    sipp_at(
-        "127.0.0.2",
-        "tests/sipp/agent_register.xml",
-        &[relay.front.to_string()],
-    )
-    .outcome()
-    .await
-    .expect("anna's softphone registered (401, then 200)");
-}
-
-/// A SIPp softphone dialling the client through `relay` with `scenario`. SIPp's digest uri
-/// is its remote address unless told (`-auth_uri`): the Request-URI, as RFC 3261 wants.
-fn dial_through(relay: &Relay, scenario: &str) -> support::sipp::Sipp {
-    sipp_at(
-        "127.0.0.2",
-        scenario,
-        &[
-            "-s".into(),
-            CLIENT.into(),
-            "-auth_uri".into(),
-            format!("{CLIENT}@{}", relay.front),
-            relay.front.to_string(),
-        ],
-    )
-}
-
-/// One counter of the standalone's `/metrics` (0 when absent).
-async fn metric(http: SocketAddr, name: &str) -> u64 {
-    let mut stream = tokio::net::TcpStream::connect(http)
-        .await
-        .expect("metrics connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: dialtone\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("metrics request");
-    let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .await
-        .expect("metrics response");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_calls_a_missed_client_from_the_softphone_and_the_group_is_processed() {
@@ -378,6 +208,7 @@ async fn an_agent_calls_a_missed_client_from_the_softphone_and_the_group_is_proc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_or_a_stranger_never_reaches_the_carrier() {
     ensure_sipp();
+    let logs = logs();
     // The carrier is a bare socket: anything reaching it is a failure.
     let carrier = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
@@ -418,6 +249,13 @@ async fn a_wrong_password_or_a_stranger_never_reaches_the_carrier() {
         1,
         "the stranger's INVITE is a security rejection"
     );
+    // Traceable: a security line naming the stranger's address and why.
+    let strangers = lines_with(&logs, "INVITE from an address that is no carrier");
+    assert_eq!(strangers.len(), 1, "{strangers:?}");
+    let line = &strangers[0];
+    assert!(line.contains(" security: "), "target security: {line}");
+    assert!(line.contains("127.0.0.3:"), "the source: {line}");
+    assert!(line.contains("reason="), "the reason: {line}");
 
     // Nothing reached the carrier, and no call was recorded.
     let mut buf = [0u8; 2048];

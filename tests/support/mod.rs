@@ -1,5 +1,7 @@
 //! Shared by the root crate's integration tests.
 
+#[allow(dead_code)] // only the tests of agents dialling out use it
+pub mod agent_dial;
 #[allow(dead_code)] // not every test starts SIPp
 pub mod sipp;
 

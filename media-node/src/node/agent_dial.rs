@@ -92,15 +92,23 @@ impl Node {
         let agent = match outcome {
             AuthOutcome::Authenticated { agent } => agent,
             refusal => {
-                if let AuthOutcome::Forbidden { cause } = &refusal {
-                    self.health.metrics().security_rejections.inc();
-                    tracing::warn!(target: "security", %source, ?cause, %uri, "INVITE to dial out refused: 403");
-                } else {
-                    // A first challenge is routine; failures were logged by the registrar.
-                    tracing::debug!(
-                        status = refusal.status(),
-                        "INVITE to dial out not authenticated yet"
-                    );
+                match &refusal {
+                    AuthOutcome::Forbidden { cause } => {
+                        self.health.metrics().security_rejections.inc();
+                        tracing::warn!(target: "security", %source, reason = ?cause, %uri, "INVITE to dial out refused: 403");
+                    }
+                    AuthOutcome::BadRequest { detail } => {
+                        // Malformed credentials are no softphone's honest mistake: traceable.
+                        tracing::warn!(target: "security", %source, reason = %detail, %uri, "INVITE to dial out with malformed credentials: 400");
+                    }
+                    _ => {
+                        // A first challenge is routine; wrong answers were logged (target
+                        // security) by the registrar.
+                        tracing::debug!(
+                            status = refusal.status(),
+                            "INVITE to dial out not authenticated yet"
+                        );
+                    }
                 }
                 let extra = refusal.headers();
                 let extra: Vec<(&str, String)> =
@@ -116,7 +124,7 @@ impl Node {
             sipmsg::uri_user(&to)
         });
         let Some(dialled) = dialled.filter(|d| !d.trim().is_empty()) else {
-            tracing::info!(%agent, %uri, "INVITE to dial out names no number: 404");
+            tracing::info!(%agent, %source, %uri, "INVITE to dial out names no number: 404");
             self.reply(tx, &request, 404, Some(&local_tag), &[]);
             return;
         };
@@ -303,8 +311,11 @@ impl Node {
             pb::OutboundRefusal::Unspecified => {}
             pb::OutboundRefusal::InvalidNumber | pb::OutboundRefusal::BlockedDestination => {
                 // Refused by policy: an outbound call that failed on its destination, which
-                // the reports show as forbidden_destination (as a failed callback).
-                tracing::info!(call_id = %key, %agent, %number, reason = %plan.reason, code, "call out refused by policy");
+                // the reports show as forbidden_destination (as a failed callback). An agent
+                // dialling a blocklisted number is worth a security line (toll fraud starts
+                // so), with where the INVITE came from.
+                let source = self.calls.get(key).map(|c| c.source.to_string());
+                tracing::warn!(target: "security", call_id = %key, source = source.as_deref().unwrap_or("?"), %agent, %number, reason = %plan.reason, code, "call out refused by policy");
                 if let Some(call) = self.calls.get_mut(key) {
                     call.emit(started("", ""));
                 }

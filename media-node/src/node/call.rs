@@ -148,7 +148,7 @@ impl Node {
         }
         let Some(carrier) = carrier else {
             self.health.metrics().security_rejections.inc();
-            tracing::warn!(target: "security", %source, uri = %request.uri, "INVITE from an address that is no carrier: 403");
+            tracing::warn!(target: "security", %source, uri = %request.uri, reason = "no carrier's address, no registered softphone, no credentials", "INVITE from an address that is no carrier: 403");
             self.reply(tx, &request, 403, Some(&local_tag), &[]);
             return;
         };
