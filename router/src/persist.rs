@@ -49,6 +49,9 @@ pub struct PersistedContact {
     pub uri: String,
     /// Media node holding it.
     pub node: String,
+    /// That node's SIP address (absent in files written before it was kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_address: String,
     /// Source address.
     pub source: String,
     /// When it expires.
@@ -112,6 +115,7 @@ pub fn capture(
                 .map(|c: Contact| PersistedContact {
                     uri: c.uri,
                     node: c.node,
+                    node_address: c.node_address,
                     source: c.source,
                     expires_at: c.expires_at,
                 })
@@ -156,7 +160,7 @@ pub fn restore(persisted: &Persisted, presence: &mut Presence, now: Timestamp) {
                 uri: c.uri.clone(),
                 source: c.source.clone(),
             };
-            let _ = presence.register(&a.agent, addr, left, &c.node, now);
+            let _ = presence.register_via(&a.agent, addr, left, &c.node, &c.node_address, now);
         }
     }
 }

@@ -81,14 +81,28 @@ impl Bindings {
             .collect()
     }
 
+    /// The AOR's list, created empty with room for one binding: most agents register one
+    /// softphone, and a vector's first push would otherwise make room for four (a binding is
+    /// ~200 bytes, so 10,000 agents wasted 6 MB).
+    pub fn list_mut(&mut self, aor: String) -> &mut Vec<Binding> {
+        self.by_aor
+            .entry(aor)
+            .or_insert_with(|| Vec::with_capacity(1))
+    }
+
     /// Removes lapsed bindings and returns them.
     pub fn expire(&mut self, now: SystemTime) -> Vec<Binding> {
         let mut gone = Vec::new();
+        // In place: this runs on every timer tick over every AOR, and rebuilding each list
+        // reallocated 10,000 vectors a tick (with room for four bindings each).
         for list in self.by_aor.values_mut() {
-            let (keep, lapsed): (Vec<Binding>, Vec<Binding>) =
-                list.drain(..).partition(|b| b.expires_at > now);
-            *list = keep;
-            gone.extend(lapsed);
+            list.retain(|b| {
+                let live = b.expires_at > now;
+                if !live {
+                    gone.push(b.clone());
+                }
+                live
+            });
         }
         self.by_aor.retain(|_, list| !list.is_empty());
         gone

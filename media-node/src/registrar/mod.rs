@@ -206,7 +206,7 @@ impl Registrar {
         now: SystemTime,
     ) -> RegisterOutcome {
         let config = &self.config;
-        let list = self.bindings.by_aor.entry(aor.clone()).or_default();
+        let list = self.bindings.list_mut(aor.clone());
         list.retain(|b| b.expires_at > now);
         let out_of_order = |uri: Option<&str>| {
             list.iter().any(|b| {

@@ -181,10 +181,10 @@ pub fn read_files(files: &[SourceFile]) -> (Manifests, Vec<Problem>) {
     let mut manifests = Manifests::default();
     let mut problems = Vec::new();
     for file in files {
-        let parsed = yaml::parse(&file.text);
-        for doc in parsed.documents {
+        // Each document becomes its typed object before the next is parsed (see parse_each).
+        let parsed = yaml::parse_each(&file.text, |doc| {
             read_document(&file.path, doc, &mut manifests, &mut problems);
-        }
+        });
         manifests.broken.extend(parsed.broken);
         for err in parsed.errors {
             problems.push(Problem {

@@ -169,6 +169,8 @@ pub struct Contact {
     pub agent: String,
     pub uri: String,
     pub node: String,
+    /// The holding node's SIP address (`host:port`); empty when the registration did not say.
+    pub node_address: String,
     pub source: String,
     pub expires_at: Timestamp,
     pub registered_at: Timestamp,
@@ -510,6 +512,20 @@ impl Presence {
         node: &str,
         now: Timestamp,
     ) -> Result<Vec<Contact>, PresenceError> {
+        self.register_via(agent, contact, expires_secs, node, "", now)
+    }
+
+    /// [`Presence::register`] naming the holding node's SIP address as well, so that a call
+    /// planned on another node knows which node holds the registration.
+    pub fn register_via(
+        &mut self,
+        agent: &str,
+        contact: ContactAddr,
+        expires_secs: u32,
+        node: &str,
+        node_address: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Contact>, PresenceError> {
         if expires_secs == 0 {
             return self.unregister(agent, &contact.uri, now);
         }
@@ -519,12 +535,14 @@ impl Presence {
                 Some(c) => {
                     c.expires_at = expires_at;
                     c.node = node.to_owned();
+                    c.node_address = node_address.to_owned();
                     c.source = contact.source;
                 }
                 None => rec.contacts.push(Contact {
                     agent: agent.to_owned(),
                     uri: contact.uri,
                     node: node.to_owned(),
+                    node_address: node_address.to_owned(),
                     source: contact.source,
                     expires_at,
                     registered_at: now,
@@ -787,26 +805,38 @@ impl Presence {
         let day = self.today(now);
         self.agents
             .values()
-            .map(|rec| BoardLine {
-                agent: rec.config.name.clone(),
-                display_name: rec.config.display_name.clone(),
-                state: rec.state.clone(),
-                since: rec.since,
-                label: match &rec.state {
-                    AgentState::Away { label } => Some(label.clone()),
-                    _ => None,
-                },
-                active_legs: rec.active(now),
-                max_concurrent_calls: rec.config.max_concurrent_calls,
-                call_ids: rec.live_legs(now).map(|l| l.call_id.clone()).collect(),
-                available: rec.unavailable(now).is_none(),
-                reachable: rec.reachable(now),
-                wrap_up_until: rec.wrap_up(now),
-                last_call_ended_at: rec.last_call_ended_at,
-                answered_today: rec.answered_on(day),
-                contacts: rec.live_contacts(now),
-            })
+            .map(|rec| board_line(rec, now, day))
             .collect()
+    }
+
+    /// One agent's line of the board at `now`, without settling the others: what a change
+    /// of that agent publishes. Building the whole board for each change cost every
+    /// REGISTER a pass over (and a copy of) all agents.
+    pub fn board_line(&self, agent: &str, now: Timestamp) -> Option<BoardLine> {
+        let rec = self.agents.get(agent)?;
+        Some(board_line(rec, now, self.today(now)))
+    }
+}
+
+fn board_line(rec: &AgentRecord, now: Timestamp, day: Date) -> BoardLine {
+    BoardLine {
+        agent: rec.config.name.clone(),
+        display_name: rec.config.display_name.clone(),
+        state: rec.state.clone(),
+        since: rec.since,
+        label: match &rec.state {
+            AgentState::Away { label } => Some(label.clone()),
+            _ => None,
+        },
+        active_legs: rec.active(now),
+        max_concurrent_calls: rec.config.max_concurrent_calls,
+        call_ids: rec.live_legs(now).map(|l| l.call_id.clone()).collect(),
+        available: rec.unavailable(now).is_none(),
+        reachable: rec.reachable(now),
+        wrap_up_until: rec.wrap_up(now),
+        last_call_ended_at: rec.last_call_ended_at,
+        answered_today: rec.answered_on(day),
+        contacts: rec.live_contacts(now),
     }
 }
 

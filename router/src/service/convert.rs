@@ -368,6 +368,7 @@ pub fn contact(c: &Contact) -> pb::Contact {
         expires_at: Some(ts(c.expires_at)),
         registered_at: Some(ts(c.registered_at)),
         node_id: c.node.clone(),
+        node_address: c.node_address.clone(),
         source: c.source.clone(),
         ..Default::default()
     }

@@ -284,16 +284,18 @@ impl RouterCore {
         if changes.is_empty() {
             return;
         }
-        let board = st.presence.board(now);
+        // Deadlines due now are applied (their changes go out with the next publish), as the
+        // whole board would; then only the changed agents' lines are built.
+        st.presence.expire(now);
         for change in &changes {
-            if let Some(line) = board.iter().find(|l| l.agent == change.agent) {
+            if let Some(line) = st.presence.board_line(&change.agent, now) {
                 st.revision += 1;
                 let agent = st.applied.agents.get(&line.agent);
                 let update = pb::PresenceUpdate {
                     at: Some(ts(now)),
                     revision: st.revision,
                     update: Some(pb::presence_update::Update::Agent(convert::presence_line(
-                        line,
+                        &line,
                         agent.and_then(|a| a.extension.as_deref()),
                         agent.map(|a| &a.labels).unwrap_or(&BTreeMap::new()),
                         false,
@@ -523,7 +525,7 @@ pub(super) fn target_now(st: &mut State, agent: &str, now: Timestamp) -> pb::Rin
                     kind: pb::DestinationKind::Softphone as i32,
                     uri: c.uri.clone(),
                     node_id: c.node.clone(),
-                    node_address: String::new(),
+                    node_address: c.node_address.clone(),
                     reachable: true,
                 })
                 .collect::<Vec<_>>(),

@@ -280,7 +280,7 @@ impl pb::router_server::Router for RouterService {
         let now = self.core.clock.now();
         let contacts = st
             .presence
-            .register(
+            .register_via(
                 agent,
                 ContactAddr {
                     uri: r.uri.clone(),
@@ -288,6 +288,7 @@ impl pb::router_server::Router for RouterService {
                 },
                 expires,
                 &r.node_id,
+                &r.node_address,
                 now,
             )
             .map_err(presence_status)?;
@@ -360,7 +361,7 @@ impl pb::router_server::Router for RouterService {
             if expires == 0 {
                 continue;
             }
-            if let Err(e) = st.presence.register(
+            if let Err(e) = st.presence.register_via(
                 agent,
                 ContactAddr {
                     uri: c.uri.clone(),
@@ -368,6 +369,7 @@ impl pb::router_server::Router for RouterService {
                 },
                 expires,
                 &r.node_id,
+                &c.node_address,
                 now,
             ) {
                 tracing::warn!(node = %r.node_id, error = %e, "contact from a node ignored");

@@ -87,11 +87,11 @@ impl TransactionLayer {
         self.clients.insert(key.clone(), id);
         self.txs.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 tx,
                 scheduled: None,
                 client_key: Some(key),
-            },
+            }),
         );
         self.settle(id, &mut out);
         Ok((id, out))
@@ -143,11 +143,11 @@ impl TransactionLayer {
         self.clients.insert(key.clone(), id);
         self.txs.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 tx: Tx::NonInviteClient(tx),
                 scheduled: None,
                 client_key: Some(key),
-            },
+            }),
         );
         self.settle(id, out);
         self.settle(invite, out);

@@ -18,6 +18,15 @@ fn send(out: &mut Vec<Action>, to: Peer, bytes: &[u8], tx: TxId) {
     });
 }
 
+/// Like [`send`], handing over the buffer instead of copying it.
+fn send_owned(out: &mut Vec<Action>, to: Peer, bytes: Vec<u8>, tx: TxId) {
+    out.push(Action::Send {
+        to,
+        bytes,
+        tx: Some(tx),
+    });
+}
+
 /// What a server transaction needs to know about the request that created it.
 #[derive(Debug, Clone)]
 pub(super) struct Origin {
@@ -67,7 +76,9 @@ pub(super) struct InviteServer {
     pub(super) origin: Origin,
     /// The ACK of the 2xx arrived (Accepted state).
     pub(super) acked: bool,
-    last: Option<Vec<u8>>,
+    /// Exactly sized: it lives as long as the transaction, while the buffer a response
+    /// was written into has room to spare (it grew by doubling).
+    last: Option<Box<[u8]>>,
     timers: Timers,
     g: Option<Retransmit>,
     h: Option<Instant>,
@@ -103,8 +114,8 @@ impl InviteServer {
         };
         if trying {
             let bytes = tx.origin.generated(100, None, &[]);
-            send(out, tx.origin.peer, &bytes, id);
-            tx.last = Some(bytes);
+            tx.last = Some(Box::from(bytes.as_slice()));
+            send_owned(out, tx.origin.peer, bytes, id);
         }
         tx
     }
@@ -157,8 +168,8 @@ impl InviteServer {
             (Accepted, 200..=299) => {}
             _ => return Err(LayerError::AlreadyFinal(self.id)),
         }
-        send(out, self.origin.peer, &bytes, self.id);
-        self.last = Some(bytes);
+        self.last = Some(Box::from(bytes.as_slice()));
+        send_owned(out, self.origin.peer, bytes, self.id);
         Ok(())
     }
 
@@ -240,7 +251,9 @@ pub(super) struct NonInviteServer {
     pub(super) id: TxId,
     pub(super) state: NonInviteServerState,
     pub(super) origin: Origin,
-    last: Option<Vec<u8>>,
+    /// Exactly sized: it lives as long as the transaction, while the buffer a response
+    /// was written into has room to spare (it grew by doubling).
+    last: Option<Box<[u8]>>,
     timers: Timers,
     j: Option<Instant>,
     guard: Option<Instant>,
@@ -285,8 +298,8 @@ impl NonInviteServer {
         if !matches!(self.state, Trying | Proceeding) {
             return Err(LayerError::AlreadyFinal(self.id));
         }
-        send(out, self.origin.peer, &bytes, self.id);
-        self.last = Some(bytes);
+        self.last = Some(Box::from(bytes.as_slice()));
+        send_owned(out, self.origin.peer, bytes, self.id);
         if code < 200 {
             self.state = Proceeding;
         } else {

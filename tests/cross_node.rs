@@ -1,0 +1,416 @@
+//! A call arriving on one media node reaches an agent registered through another, with every
+//! part in its own process as in a cluster: `dialtone reporter`, `dialtone router` and two
+//! `dialtone media-node`s (A and B, sharing the digest nonce secret) on loopback.
+//!
+//! anna's softphone registers through node B (SIPp, digest; through a relay on 127.0.0.2
+//! that drops the SHA-256 challenges SIPp cannot answer, as in the agent dial-out test). The
+//! router then holds her contact with node B's id and SIP address. A carrier (SIPp from the
+//! Carrier's inbound source) calls the line on node A; node A's plan names anna's contact
+//! held by node B, node A rings it (directly: the contact is reachable from node A on
+//! loopback), anna answers, the call is bridged and ends; the reporter's call log and agents
+//! report show the call answered by anna.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dialtone_proto::v1 as pb;
+use dialtone_proto::v1::router_client::RouterClient;
+
+mod support;
+use support::reports_client;
+use support::sipp::{ensure_sipp, sipp, sipp_at};
+
+const NONCE_SECRET: &str = "cross-node-nonce-secret";
+
+/// One Dialtone component in its own process; killed when dropped. Keeps its stderr (logs)
+/// for the failure messages.
+struct Component {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Component {
+    /// Starts `dialtone <args>` and waits (30 s at most) for the stderr line starting with
+    /// `ready`; returns the component and the rest of that line.
+    fn start(args: &[String], env: &[(&str, &str)], ready: &str) -> (Component, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialtone"));
+        cmd.args(args)
+            .args(["--log-format", "text"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("dialtone starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (lines, prefix) = (log.clone(), ready.to_owned());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix(&prefix) {
+                    let _ = tx.send(rest.to_owned());
+                }
+                if let Ok(mut l) = lines.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        let mut component = Component { child, log };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(rest) => (component, rest),
+            Err(_) => {
+                let _ = component.child.kill();
+                panic!(
+                    "`dialtone {}` never said {ready:?}:\n{}",
+                    args[0],
+                    component.logs()
+                );
+            }
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first address of a line such as `[127.0.0.1:5060] (UDP) and ...`.
+fn first_addr(text: &str) -> SocketAddr {
+    text.trim_start_matches(['[', ' '])
+        .split([']', ',', ' '])
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {text:?}"))
+}
+
+/// `dialtone media-node` named `name` (its node id) with its own RTP ports and data.
+fn media_node(
+    name: &str,
+    config: &Path,
+    router: &str,
+    reporter: &str,
+    rtp: &str,
+    data: &Path,
+) -> (Component, SocketAddr) {
+    let args: Vec<String> = [
+        "media-node",
+        "--sip",
+        "127.0.0.1:0",
+        "--ops",
+        "127.0.0.1:0",
+        "--router",
+        router,
+        "--reporter",
+        reporter,
+        "--rtp-ports",
+        rtp,
+        "--nonce-secret",
+        NONCE_SECRET,
+        "--drain-timeout",
+        "5",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain(
+        [
+            ("--config", config.to_owned()),
+            ("--data", data.to_owned()),
+            ("--recordings", data.join("recordings")),
+            (
+                "--prompts",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/prompts"),
+            ),
+        ]
+        .into_iter()
+        .flat_map(|(flag, path)| [flag.to_owned(), path.display().to_string()]),
+    )
+    .collect();
+    let (node, rest) = Component::start(
+        &args,
+        &[("DIALTONE_POD_NAME", name)],
+        "dialtone media-node: SIP on ",
+    );
+    (node, first_addr(&rest))
+}
+
+/// A UDP relay on 127.0.0.2 between a SIPp softphone and a node that drops the
+/// `algorithm=SHA-256` challenge lines (SIPp answers MD5 only). Stops when dropped.
+struct Relay {
+    front: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn start(node: SocketAddr) -> Relay {
+        let front = UdpSocket::bind("127.0.0.2:0").expect("relay front");
+        let back = UdpSocket::bind("127.0.0.2:0").expect("relay back");
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .expect("timeout");
+        }
+        let addr = front.local_addr().expect("front address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+        let (front2, back2) = (
+            front.try_clone().expect("clone"),
+            back.try_clone().expect("clone"),
+        );
+        let (stop1, stop2, client1) = (stop.clone(), stop.clone(), client.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            while !stop1.load(Ordering::Relaxed) {
+                let Ok((n, from)) = front2.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Ok(mut c) = client1.lock() {
+                    *c = Some(from);
+                }
+                let _ = back2.send_to(&buf[..n], node);
+            }
+        });
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((n, _)) = back.recv_from(&mut buf) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let kept: String = text
+                    .split_inclusive("\r\n")
+                    .filter(|l| {
+                        let lower = l.to_ascii_lowercase();
+                        !(lower.starts_with("www-authenticate:")
+                            && lower.contains("algorithm=sha-256"))
+                    })
+                    .collect();
+                let to = client.lock().ok().and_then(|c| *c);
+                if let Some(to) = to {
+                    let _ = front.send_to(kept.as_bytes(), to);
+                }
+            }
+        });
+        Relay { front: addr, stop }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The e2e manifests (a carrier whose inbound source is 127.0.0.1, anna and bohdan rung
+/// together on +380441230000).
+fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_on_node_a_rings_an_agent_registered_through_node_b() {
+    ensure_sipp();
+    let config = config_dir();
+    let dirs: Vec<tempfile::TempDir> = (0..4)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let (reporter_data, router_data, a_data, b_data) = (
+        dirs[0].path(),
+        dirs[1].path(),
+        dirs[2].path(),
+        dirs[3].path(),
+    );
+    // The reporter takes the supervisor token it finds in its data folder.
+    std::fs::write(
+        reporter_data.join("supervisor.token"),
+        "cross-node-supervisor\n",
+    )
+    .expect("token");
+
+    let path = |p: &Path| p.display().to_string();
+    let (_reporter, rest) = Component::start(
+        &[
+            "reporter".into(),
+            "--config".into(),
+            path(&config),
+            "--data".into(),
+            path(reporter_data),
+            "--grpc".into(),
+            "127.0.0.1:0".into(),
+            "--ops".into(),
+            "127.0.0.1:0".into(),
+        ],
+        &[],
+        "dialtone reporter: gRPC on ",
+    );
+    let reporter_url = format!("http://{}", first_addr(&rest));
+    let (router, rest) = Component::start(
+        &[
+            "router".into(),
+            "--config".into(),
+            path(&config),
+            "--data".into(),
+            path(router_data),
+            "--grpc".into(),
+            "127.0.0.1:0".into(),
+            "--ops".into(),
+            "127.0.0.1:0".into(),
+            "--reporter".into(),
+            reporter_url.clone(),
+        ],
+        &[],
+        "dialtone router: gRPC on ",
+    );
+    let router_url = format!("http://{}", first_addr(&rest));
+    let (node_a, sip_a) = media_node(
+        "node-a",
+        &config,
+        &router_url,
+        &reporter_url,
+        "34600-34699",
+        a_data,
+    );
+    let (node_b, sip_b) = media_node(
+        "node-b",
+        &config,
+        &router_url,
+        &reporter_url,
+        "34700-34799",
+        b_data,
+    );
+    assert_ne!(sip_a, sip_b);
+
+    // anna's phone (the SIPp that answers), registered through node B by another SIPp.
+    let mut anna = sipp("media-node/tests/sipp/agent_answer.xml", &[]);
+    anna.ready().await;
+    let relay = Relay::start(sip_b);
+    sipp_at(
+        "127.0.0.2",
+        "tests/sipp/cross_node_register.xml",
+        &[
+            "-set".into(),
+            "contact_port".into(),
+            anna.port.to_string(),
+            relay.front.to_string(),
+        ],
+    )
+    .outcome()
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "anna's softphone registered through node B (401, then 200): {e}\n{}",
+            node_b.logs()
+        )
+    });
+
+    // The router learns the registration from node B (asynchronously): held by node B, at
+    // node B's SIP address.
+    let mut router_client = RouterClient::connect(router_url.clone())
+        .await
+        .expect("router");
+    let anna_uri = format!("sip:anna@127.0.0.1:{}", anna.port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let contact = loop {
+        let contacts = router_client
+            .lookup_contacts(pb::LookupContactsRequest {
+                agent: "anna".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("lookup contacts")
+            .into_inner()
+            .contacts;
+        if let Some(c) = contacts.into_iter().find(|c| c.uri == anna_uri) {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node B never told the router about anna's contact:\n{}",
+            node_b.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(contact.node_id, "node-b", "{contact:?}");
+    assert_eq!(contact.node_address, sip_b.to_string(), "{contact:?}");
+
+    // The carrier calls the line on node A.
+    let carrier = sipp(
+        "media-node/tests/sipp/carrier_call.xml",
+        &["-s".into(), "+380441230000".into(), sip_a.to_string()],
+    );
+    let (c, a) = tokio::join!(carrier.outcome(), anna.outcome());
+    if let Err(e) = c {
+        panic!(
+            "the carrier's call on node A failed: {e}\nnode A:\n{}\nrouter:\n{}",
+            node_a.logs(),
+            router.logs()
+        );
+    }
+    a.unwrap_or_else(|e| {
+        panic!(
+            "anna's phone was not rung and answered: {e}\n{}",
+            node_a.logs()
+        )
+    });
+
+    // The reporter has the call, answered by anna (events from node A's spool).
+    let reporter_dir = reporter_data.to_owned();
+    let mut reports = reports_client(&reporter_url, &reporter_dir).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let calls = reports
+            .calls(pb::CallsRequest::default())
+            .await
+            .expect("calls report")
+            .into_inner()
+            .calls;
+        if let Some(row) = calls
+            .into_iter()
+            .find(|r| r.status == "answered" && r.ended_at.is_some())
+        {
+            break row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the answered call never reached the reports:\n{}",
+            node_a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row.caller, "+380501234567", "{row:?}");
+    assert_eq!(row.number, "+380441230000", "{row:?}");
+    assert_eq!(row.answered_by, "anna", "{row:?}");
+    let agents = reports
+        .agents(pb::AgentsRequest::default())
+        .await
+        .expect("agents report")
+        .into_inner()
+        .agents;
+    let anna_row = agents
+        .iter()
+        .find(|r| r.agent == "anna")
+        .expect("anna's row");
+    assert_eq!(
+        (anna_row.offered, anna_row.answered, anna_row.missed),
+        (1, 1, 0),
+        "{anna_row:?}"
+    );
+    // bohdan is not registered anywhere: never offered.
+    assert!(
+        agents.iter().all(|r| r.agent != "bohdan" || r.offered == 0),
+        "{agents:?}"
+    );
+}
