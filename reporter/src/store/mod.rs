@@ -291,7 +291,14 @@ impl Store {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone().pragma("cache_size", "-65536"))
+            .connect_with(
+                connect
+                    .clone()
+                    .pragma("cache_size", "-65536")
+                    // Checkpoint every 16k pages (64 MiB of WAL) rather than 1k: a page that
+                    // several commits change is copied into the database once, not per commit.
+                    .pragma("wal_autocheckpoint", "16384"),
+            )
             .await
             .map_err(|e| StoreError::from_sqlx("opening the SQLite database", e))?;
         migrator(Backend::Sqlite).run(&write).await?;

@@ -19,7 +19,7 @@ use crate::reports::{HandleTarget, Handling};
 
 /// Events per transaction: big enough to amortise a commit (an fsync), small enough that a
 /// spool flush of a long outage does not hold the writer for long.
-const CHUNK: usize = 5000;
+const CHUNK: usize = 10_000;
 
 /// How often a transaction that lost a race (deadlock, serialization) is tried again.
 const ATTEMPTS: u32 = 5;
