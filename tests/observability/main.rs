@@ -5,6 +5,8 @@
 
 mod chart;
 mod otlp;
+#[allow(dead_code)] // the shared SIPp helpers; this test needs only some
+#[path = "../support/sipp.rs"]
 mod sipp;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -211,8 +213,8 @@ async fn one_call_is_one_trace_and_metrics_match_the_chart() {
     let url = format!("http://{}", up.grpc);
 
     // An answered call: the carrier calls the line, anna answers, bohdan rings.
-    let mut anna = sipp::sipp("agent_answer.xml", &[]);
-    let mut bohdan = sipp::sipp("agent_ring.xml", &[]);
+    let mut anna = sipp::sipp("media-node/tests/sipp/agent_answer.xml", &[]);
+    let mut bohdan = sipp::sipp("media-node/tests/sipp/agent_ring.xml", &[]);
     anna.ready().await;
     bohdan.ready().await;
     let mut router = RouterClient::connect(url.clone()).await.expect("router");
@@ -232,7 +234,7 @@ async fn one_call_is_one_trace_and_metrics_match_the_chart() {
             .expect("register");
     }
     let carrier = sipp::sipp(
-        "carrier_call.xml",
+        "media-node/tests/sipp/carrier_call.xml",
         &["-s".into(), "+380441230000".into(), up.sip.to_string()],
     );
     let (c, a, b) = tokio::join!(carrier.success(), anna.success(), bohdan.success());
@@ -314,7 +316,7 @@ async fn one_call_is_one_trace_and_metrics_match_the_chart() {
             .expect("unregister");
     }
     let missed = sipp::sipp(
-        "carrier_unanswered.xml",
+        "media-node/tests/sipp/carrier_unanswered.xml",
         &["-s".into(), "+380441230000".into(), up.sip.to_string()],
     );
     assert!(missed.success().await, "the unanswered call got its 480");
