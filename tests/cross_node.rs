@@ -10,10 +10,8 @@
 //! loopback), anna answers, the call is bridged and ends; the reporter's call log and agents
 //! report show the call answered by anna.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,131 +20,9 @@ use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::router_client::RouterClient;
 
 mod support;
+use support::processes::{self, media_node};
 use support::reports_client;
 use support::sipp::{ensure_sipp, sipp, sipp_at};
-
-const NONCE_SECRET: &str = "cross-node-nonce-secret";
-
-/// One Dialtone component in its own process; killed when dropped. Keeps its stderr (logs)
-/// for the failure messages.
-struct Component {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Component {
-    /// Starts `dialtone <args>` and waits (30 s at most) for the stderr line starting with
-    /// `ready`; returns the component and the rest of that line.
-    fn start(args: &[String], env: &[(&str, &str)], ready: &str) -> (Component, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialtone"));
-        cmd.args(args)
-            .args(["--log-format", "text"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("dialtone starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (lines, prefix) = (log.clone(), ready.to_owned());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix(&prefix) {
-                    let _ = tx.send(rest.to_owned());
-                }
-                if let Ok(mut l) = lines.lock() {
-                    l.push(line);
-                }
-            }
-        });
-        let mut component = Component { child, log };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(rest) => (component, rest),
-            Err(_) => {
-                let _ = component.child.kill();
-                panic!(
-                    "`dialtone {}` never said {ready:?}:\n{}",
-                    args[0],
-                    component.logs()
-                );
-            }
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
-    }
-}
-
-impl Drop for Component {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The first address of a line such as `[127.0.0.1:5060] (UDP) and ...`.
-fn first_addr(text: &str) -> SocketAddr {
-    text.trim_start_matches(['[', ' '])
-        .split([']', ',', ' '])
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {text:?}"))
-}
-
-/// `dialtone media-node` named `name` (its node id) with its own RTP ports and data.
-fn media_node(
-    name: &str,
-    config: &Path,
-    router: &str,
-    reporter: &str,
-    rtp: &str,
-    data: &Path,
-) -> (Component, SocketAddr) {
-    let args: Vec<String> = [
-        "media-node",
-        "--sip",
-        "127.0.0.1:0",
-        "--ops",
-        "127.0.0.1:0",
-        "--router",
-        router,
-        "--reporter",
-        reporter,
-        "--rtp-ports",
-        rtp,
-        "--nonce-secret",
-        NONCE_SECRET,
-        "--drain-timeout",
-        "5",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .chain(
-        [
-            ("--config", config.to_owned()),
-            ("--data", data.to_owned()),
-            ("--recordings", data.join("recordings")),
-            (
-                "--prompts",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/prompts"),
-            ),
-        ]
-        .into_iter()
-        .flat_map(|(flag, path)| [flag.to_owned(), path.display().to_string()]),
-    )
-    .collect();
-    let (node, rest) = Component::start(
-        &args,
-        &[("DIALTONE_POD_NAME", name)],
-        "dialtone media-node: SIP on ",
-    );
-    (node, first_addr(&rest))
-}
 
 /// A UDP relay on 127.0.0.2 between a SIPp softphone and a node that drops the
 /// `algorithm=SHA-256` challenge lines (SIPp answers MD5 only). Stops when dropped.
@@ -240,41 +116,10 @@ async fn a_call_on_node_a_rings_an_agent_registered_through_node_b() {
     )
     .expect("token");
 
-    let path = |p: &Path| p.display().to_string();
-    let (_reporter, rest) = Component::start(
-        &[
-            "reporter".into(),
-            "--config".into(),
-            path(&config),
-            "--data".into(),
-            path(reporter_data),
-            "--grpc".into(),
-            "127.0.0.1:0".into(),
-            "--ops".into(),
-            "127.0.0.1:0".into(),
-        ],
-        &[],
-        "dialtone reporter: gRPC on ",
-    );
-    let reporter_url = format!("http://{}", first_addr(&rest));
-    let (router, rest) = Component::start(
-        &[
-            "router".into(),
-            "--config".into(),
-            path(&config),
-            "--data".into(),
-            path(router_data),
-            "--grpc".into(),
-            "127.0.0.1:0".into(),
-            "--ops".into(),
-            "127.0.0.1:0".into(),
-            "--reporter".into(),
-            reporter_url.clone(),
-        ],
-        &[],
-        "dialtone router: gRPC on ",
-    );
-    let router_url = format!("http://{}", first_addr(&rest));
+    let (_reporter, reporter_url) = processes::reporter(&config, reporter_data);
+    let (router, router_addr) =
+        processes::router(&config, router_data, "127.0.0.1:0", &reporter_url);
+    let router_url = format!("http://{router_addr}");
     let (node_a, sip_a) = media_node(
         "node-a",
         &config,

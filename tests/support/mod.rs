@@ -2,6 +2,8 @@
 
 #[allow(dead_code)] // only the tests of agents dialling out use it
 pub mod agent_dial;
+#[allow(dead_code)] // only the multi-process tests use it
+pub mod processes;
 #[allow(dead_code)] // not every test starts SIPp
 pub mod sipp;
 

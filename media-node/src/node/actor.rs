@@ -64,8 +64,8 @@ pub(super) enum Input {
     },
     /// Carrier host names resolved: carrier name → addresses.
     CarrierAddrs(HashMap<String, Vec<SocketAddr>>),
-    /// An order from the router (node session).
-    Command(Box<dialtone_proto::v1::NodeCommand>),
+    /// The node session opened, or brought an order from the router.
+    Session(super::node_link::SessionEvent),
 }
 
 /// What a transaction is for.
@@ -402,7 +402,7 @@ impl Node {
                 self.carrier_addrs = addrs;
                 self.publish_carrier_states();
             }
-            Input::Command(command) => self.on_command(*command),
+            Input::Session(event) => self.on_session(event),
         }
     }
 

@@ -2,7 +2,11 @@
 //! where its SIP listens, reports its calls and whether it drains every few seconds, and
 //! receives the router's orders (originate a callback, hang up a call), answering each with a
 //! `CommandResult`. The session reconnects by itself; the actor never waits on it — orders
-//! arrive as [`Input::Command`] and results leave through an unbounded queue.
+//! arrive as [`Input::Session`] and results leave through an unbounded queue.
+//!
+//! Each time the session opens the actor hears of it and tells the router every registration
+//! it holds (`SyncContacts`): a router that restarted (and perhaps lost its file) learns them
+//! back without waiting for the softphones' next REGISTER.
 
 use dialtone_proto::internal::InternalChannel;
 use std::time::Duration;
@@ -15,8 +19,19 @@ use super::actor::{Input, Node};
 
 /// How often the node reports its status even when nothing changed.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
-/// Longest pause between two connection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// First pause after a failed connection attempt (or a failed contacts sync).
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest pause between two connection attempts (or contacts sync attempts).
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the session tells the actor.
+#[derive(Debug)]
+pub(super) enum SessionEvent {
+    /// The session is open (again); `first` for the first time in this process.
+    Opened { first: bool },
+    /// An order from the router.
+    Command(Box<pb::NodeCommand>),
+}
 
 /// The actor's end of the session.
 pub(super) struct NodeLink {
@@ -51,7 +66,8 @@ async fn run(
     mut results: mpsc::UnboundedReceiver<pb::NodeMessage>,
     mut status: watch::Receiver<pb::NodeStatus>,
 ) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = FIRST_BACKOFF;
+    let mut first_session = true;
     loop {
         let (out, out_rx) = mpsc::channel::<pb::NodeMessage>(64);
         let first = [
@@ -66,15 +82,23 @@ async fn run(
             .await
         {
             Ok(response) => {
-                tracing::info!("node session with the router open");
-                backoff = Duration::from_millis(250);
+                tracing::info!(first_session, "node session with the router open");
+                backoff = FIRST_BACKOFF;
+                let opened = SessionEvent::Opened {
+                    first: first_session,
+                };
+                first_session = false;
+                if inbox.send(Input::Session(opened)).await.is_err() {
+                    return;
+                }
                 let mut commands = response.into_inner();
                 let mut tick = tokio::time::interval(STATUS_EVERY);
                 loop {
                     tokio::select! {
                         command = commands.message() => match command {
                             Ok(Some(command)) => {
-                                if inbox.send(Input::Command(Box::new(command))).await.is_err() {
+                                let event = SessionEvent::Command(Box::new(command));
+                                if inbox.send(Input::Session(event)).await.is_err() {
                                     return;
                                 }
                             }
@@ -134,6 +158,14 @@ async fn run(
 }
 
 impl Node {
+    /// What the session reports.
+    pub(super) fn on_session(&mut self, event: SessionEvent) {
+        match event {
+            SessionEvent::Opened { first } => self.sync_contacts(first),
+            SessionEvent::Command(command) => self.on_command(*command),
+        }
+    }
+
     /// An order from the router.
     pub(super) fn on_command(&mut self, command: pb::NodeCommand) {
         use pb::node_command::Command;

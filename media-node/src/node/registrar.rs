@@ -6,7 +6,7 @@
 //! The 200 is sent at once, from the registrar's own bindings, rather than after the
 //! router's answer: a softphone must not lose its registration because the router is slow,
 //! and the router re-learns this node's bindings from the report queue (and from
-//! SyncContacts when that session lands).
+//! SyncContacts each time the node session opens).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -105,11 +105,7 @@ impl Node {
                     uri,
                     expires: Some(duration(expires)),
                     node_id: self.cfg.node_id.clone(),
-                    node_address: format!(
-                        "{}:{}",
-                        super::actor::host_text(self.cfg.advertised()),
-                        self.udp_port
-                    ),
+                    node_address: self.advertised_sip_address(),
                     source: from.to_string(),
                     transport: transport.to_owned(),
                     user_agent: user_agent.unwrap_or_default(),
@@ -132,6 +128,51 @@ impl Node {
                 }));
             }
         }
+    }
+
+    /// The node session opened: tell the router every unexpired binding, replacing what it
+    /// has for this node. Goes through the ordered report queue so that a REGISTER answered
+    /// before this list reaches the router before it, and one answered after, after it.
+    ///
+    /// A node just started with nothing registered stays quiet: its empty list would only
+    /// erase what the router restored from its file for this node's previous run, and
+    /// those softphones are still reachable at their contact URIs until they refresh.
+    pub(super) fn sync_contacts(&mut self, first_session: bool) {
+        let bindings = self.registrar.bindings(SystemTime::now());
+        if first_session && bindings.is_empty() {
+            return;
+        }
+        let span = tracing::info_span!("router.sync_contacts", contacts = bindings.len());
+        let _g = span.enter();
+        let node_address = self.advertised_sip_address();
+        let contacts = bindings
+            .into_iter()
+            .map(|b| pb::Contact {
+                aor: b.aor,
+                agent: b.agent,
+                uri: b.uri,
+                expires_at: Some(b.expires_at.into()),
+                node_id: self.cfg.node_id.clone(),
+                node_address: node_address.clone(),
+                source: b.source.to_string(),
+                user_agent: b.user_agent.unwrap_or_default(),
+                instance_id: b.instance_id.unwrap_or_default(),
+                ..Default::default()
+            })
+            .collect();
+        self.router.sync(pb::SyncContactsRequest {
+            node_id: self.cfg.node_id.clone(),
+            contacts,
+        });
+    }
+
+    /// The node's SIP address ("host:port") as the router hands it to other nodes.
+    fn advertised_sip_address(&self) -> String {
+        format!(
+            "{}:{}",
+            super::actor::host_text(self.cfg.advertised()),
+            self.udp_port
+        )
     }
 
     /// After a configuration change: drop bindings of agents that are gone, refresh the

@@ -4,7 +4,7 @@
 //! a task of their own with a deadline; the answer comes back to the actor as
 //! [`Input::Router`] tagged with the call and the call's *stage generation*, so an answer
 //! that arrives after the call moved on is recognised as stale. Reports (leg events,
-//! releases, queue leaves, registrations) go through one ordered queue: the router must see a leg's
+//! releases, queue leaves, registrations and contacts syncs) go through one ordered queue: the router must see a leg's
 //! created → alerting → answered → ended in that order.
 //!
 //! Every request of a call carries the call's trace context (its `sip.invite` span, noted
@@ -13,7 +13,8 @@
 
 use dialtone_proto::internal::InternalChannel;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dialtone_proto::v1 as pb;
@@ -21,6 +22,7 @@ use dialtone_proto::v1::router_client::RouterClient;
 use tokio::sync::mpsc;
 
 use super::actor::Input;
+use super::node_link::{FIRST_BACKOFF, MAX_BACKOFF};
 use super::trace;
 
 /// A router answer for the actor.
@@ -55,6 +57,12 @@ pub(super) enum Report {
     QueueLeave(pb::QueueLeaveRequest),
     Register(pb::RegisterContactRequest),
     Remove(pb::RemoveContactRequest),
+    /// Every binding the node holds; retried (see [`sync_contacts`]) rather than dropped,
+    /// since nothing else would tell a restarted router about quiet softphones.
+    Sync {
+        generation: u64,
+        request: pb::SyncContactsRequest,
+    },
 }
 
 /// The actor's handle on the router.
@@ -64,6 +72,9 @@ pub(super) struct RouterLink {
     reports: mpsc::UnboundedSender<(Report, opentelemetry::Context)>,
     timeout: Duration,
     traces: Mutex<CallTraces>,
+    /// The generation of the latest contacts sync queued: an older one still being retried
+    /// gives way to it.
+    latest_sync: Arc<AtomicU64>,
 }
 
 /// How many calls' trace contexts are kept: far more than a node's concurrent calls, so a
@@ -101,13 +112,20 @@ impl RouterLink {
         timeout: Duration,
     ) -> Self {
         let (reports, rx) = mpsc::unbounded_channel();
-        tokio::spawn(report_worker(client.clone(), rx, timeout));
+        let latest_sync = Arc::new(AtomicU64::new(0));
+        tokio::spawn(report_worker(
+            client.clone(),
+            rx,
+            timeout,
+            Arc::clone(&latest_sync),
+        ));
         RouterLink {
             client,
             inbox,
             reports,
             timeout,
             traces: Mutex::new(CallTraces::default()),
+            latest_sync,
         }
     }
 
@@ -268,11 +286,68 @@ impl RouterLink {
             Report::Leg(ev) => self.trace_of(&ev.call_id),
             Report::Release(req) => self.trace_of(&req.call_id),
             Report::QueueLeave(req) => self.trace_of(&req.call_id),
-            Report::Register(_) | Report::Remove(_) => trace::current(),
+            Report::Register(_) | Report::Remove(_) | Report::Sync { .. } => trace::current(),
         };
         if self.reports.send((report, cx)).is_err() {
             tracing::warn!("router report dropped: the report worker is gone");
         }
+    }
+
+    /// Queues the list of every binding the node holds, in order with the other reports.
+    pub(super) fn sync(&self, request: pb::SyncContactsRequest) {
+        let generation = self.latest_sync.fetch_add(1, Ordering::AcqRel) + 1;
+        self.report(Report::Sync {
+            generation,
+            request,
+        });
+    }
+}
+
+/// Sends one contacts sync, retrying with the node session's backoff until the router takes
+/// it, a newer sync is queued (it tells the same story, more recently) or the node stops.
+/// The reports queued behind it wait meanwhile: they amend this list, so they must reach the
+/// router after it.
+async fn sync_contacts(
+    client: &mut RouterClient<InternalChannel>,
+    rx: &mpsc::UnboundedReceiver<(Report, opentelemetry::Context)>,
+    latest: &AtomicU64,
+    generation: u64,
+    request: pb::SyncContactsRequest,
+    cx: &opentelemetry::Context,
+    timeout: Duration,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let call = client.sync_contacts(trace::request(cx, request.clone()));
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(_)) => {
+                tracing::info!(
+                    contacts = request.contacts.len(),
+                    "contacts synced with the router"
+                );
+                return;
+            }
+            // A router that cannot take it (older, or refusing the list) would refuse it
+            // again: the reports behind must not wait for ever.
+            Ok(Err(s))
+                if matches!(
+                    s.code(),
+                    tonic::Code::Unimplemented | tonic::Code::InvalidArgument
+                ) =>
+            {
+                tracing::warn!(status = %status_text(&s), "contacts sync refused");
+                return;
+            }
+            Ok(Err(s)) => {
+                tracing::warn!(status = %status_text(&s), "contacts sync failed; retrying")
+            }
+            Err(_) => tracing::warn!("contacts sync timed out; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        if latest.load(Ordering::Acquire) != generation || rx.is_closed() {
+            return;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -280,9 +355,18 @@ async fn report_worker(
     mut client: RouterClient<InternalChannel>,
     mut rx: mpsc::UnboundedReceiver<(Report, opentelemetry::Context)>,
     timeout: Duration,
+    latest_sync: Arc<AtomicU64>,
 ) {
     while let Some((report, cx)) = rx.recv().await {
         let (what, result) = match report {
+            Report::Sync {
+                generation,
+                request,
+            } => {
+                let latest = &latest_sync;
+                sync_contacts(&mut client, &rx, latest, generation, request, &cx, timeout).await;
+                continue;
+            }
             Report::Leg(ev) => (
                 "ReportLegEvent",
                 tokio::time::timeout(timeout, client.report_leg_event(trace::request(&cx, ev)))

@@ -848,5 +848,6 @@ fn unknown_leg(token: &LegToken) -> PresenceError {
 }
 
 mod outbound;
+mod sync;
 #[cfg(test)]
 pub(crate) mod tests;

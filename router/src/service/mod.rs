@@ -347,20 +347,26 @@ impl pb::router_server::Router for RouterService {
         required("node_id", &r.node_id)?;
         let mut st = self.core.lock();
         let now = self.core.clock.now();
-        for c in &r.contacts {
-            let agent = if c.agent.is_empty() { &c.aor } else { &c.agent };
-            let expires = c
-                .expires_at
-                .as_ref()
-                .and_then(from_ts)
-                .map(|t| t.duration_since(now).as_secs())
-                .unwrap_or(0);
-            let Ok(expires) = u32::try_from(expires) else {
-                continue;
-            };
-            if expires == 0 {
-                continue;
-            }
+        let live: Vec<(&str, &pb::Contact, u32)> = r
+            .contacts
+            .iter()
+            .filter_map(|c| {
+                let agent = if c.agent.is_empty() { &c.aor } else { &c.agent };
+                let expires = c
+                    .expires_at
+                    .as_ref()
+                    .and_then(from_ts)
+                    .map(|t| t.duration_since(now).as_secs())
+                    .unwrap_or(0);
+                let expires = u32::try_from(expires).ok().filter(|e| *e > 0)?;
+                Some((agent.as_str(), c, expires))
+            })
+            .collect();
+        // The node lists everything it holds: what the router has for it beyond that lapsed
+        // or was removed while the two were apart (the file restored at start included).
+        let kept = live.iter().map(|(a, c, _)| (*a, c.uri.as_str())).collect();
+        st.presence.retain_node_contacts(&r.node_id, &kept, now);
+        for (agent, c, expires) in live {
             if let Err(e) = st.presence.register_via(
                 agent,
                 ContactAddr {
