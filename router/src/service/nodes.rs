@@ -4,12 +4,15 @@
 //! costs the caller of `CallControl` a clear error, never a stuck request.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dialtone_proto::v1 as pb;
 use tokio::sync::{mpsc, oneshot};
-use tonic::Status;
+use tonic::{Request, Response, Status};
+
+use super::BoxStream;
+use super::core::RouterCore;
 
 /// Why a command did not reach a node or got no answer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -218,6 +221,43 @@ impl NodeRegistry {
         self.lock().pending.remove(&id);
         outcome
     }
+}
+
+/// `Router.NodeSession`: a media node's stream of hello, status and command results; the
+/// returned stream carries the commands [`NodeRegistry`] sends it.
+pub(super) fn node_session(
+    core: &Arc<RouterCore>,
+    req: Request<tonic::Streaming<pb::NodeMessage>>,
+) -> Result<Response<BoxStream<pb::NodeCommand>>, Status> {
+    let mut inbound = req.into_inner();
+    let (tx, out) = mpsc::channel::<Result<pb::NodeCommand, Status>>(16);
+    let core = core.clone();
+    tokio::spawn(async move {
+        let mut session = None;
+        while let Ok(Some(msg)) = inbound.message().await {
+            match msg.body {
+                Some(pb::node_message::Body::Hello(h)) => {
+                    tracing::info!(node = %h.node_id, address = %h.sip_address, "media node connected");
+                    let id = core.nodes.connect(&h, tx.clone());
+                    session = Some((h.node_id, id));
+                }
+                Some(pb::node_message::Body::Status(s)) => {
+                    if let Some((node, id)) = &session {
+                        core.nodes.status(node, *id, s);
+                    }
+                }
+                Some(pb::node_message::Body::Result(r)) => core.nodes.result(r),
+                None => {}
+            }
+        }
+        if let Some((node, id)) = session {
+            core.nodes.disconnect(&node, id);
+            tracing::info!(node = %node, "media node disconnected");
+        }
+    });
+    Ok(Response::new(Box::pin(
+        tokio_stream::wrappers::ReceiverStream::new(out),
+    )))
 }
 
 #[cfg(test)]
