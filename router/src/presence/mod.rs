@@ -12,6 +12,11 @@
 //! Time-driven transitions (registration expiry, end of wrap-up, a reservation nobody used) are
 //! applied when the core is next called and stamped with the instant they really happened, so
 //! the reporter's "agents available per hour" is exact even when the edge polls lazily.
+//!
+//! This file holds the types, each agent's record (how its board state is derived and
+//! settled) and configuration changes; `contacts.rs` registrations, `legs.rs` reservations
+//! and the life of a call leg, `outbound.rs` an agent's own calls out, `sync.rs` a node's full
+//! list of contacts, `board.rs` what is read out (states, availability, counts, the board).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -502,74 +507,6 @@ impl Presence {
         now.to_zoned_datetime(self.tz.clone()).date()
     }
 
-    /// Registers or refreshes (same URI) a contact; `expires_secs == 0` removes it, as in SIP.
-    /// Returns the agent's live contacts, for the 200 OK.
-    pub fn register(
-        &mut self,
-        agent: &str,
-        contact: ContactAddr,
-        expires_secs: u32,
-        node: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Contact>, PresenceError> {
-        self.register_via(agent, contact, expires_secs, node, "", now)
-    }
-
-    /// [`Presence::register`] naming the holding node's SIP address as well, so that a call
-    /// planned on another node knows which node holds the registration.
-    pub fn register_via(
-        &mut self,
-        agent: &str,
-        contact: ContactAddr,
-        expires_secs: u32,
-        node: &str,
-        node_address: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Contact>, PresenceError> {
-        if expires_secs == 0 {
-            return self.unregister(agent, &contact.uri, now);
-        }
-        let expires_at = after(now, expires_secs);
-        self.update(agent, now, |rec| {
-            match rec.contacts.iter_mut().find(|c| c.uri == contact.uri) {
-                Some(c) => {
-                    c.expires_at = expires_at;
-                    c.node = node.to_owned();
-                    c.node_address = node_address.to_owned();
-                    c.source = contact.source;
-                }
-                None => rec.contacts.push(Contact {
-                    agent: agent.to_owned(),
-                    uri: contact.uri,
-                    node: node.to_owned(),
-                    node_address: node_address.to_owned(),
-                    source: contact.source,
-                    expires_at,
-                    registered_at: now,
-                }),
-            }
-            rec.live_contacts(now)
-        })
-    }
-
-    /// Removes one contact (unknown URIs are fine: un-REGISTER is idempotent).
-    pub fn unregister(
-        &mut self,
-        agent: &str,
-        uri: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Contact>, PresenceError> {
-        self.update(agent, now, |rec| {
-            rec.contacts.retain(|c| c.uri != uri);
-            rec.live_contacts(now)
-        })
-    }
-
-    /// Removes every contact of the agent (`Contact: *`).
-    pub fn unregister_all(&mut self, agent: &str, now: Timestamp) -> Result<(), PresenceError> {
-        self.update(agent, now, |rec| rec.contacts.clear())
-    }
-
     /// Applies every deadline up to `now` (registration expiry, wrap-up end, lapsed
     /// reservations) and returns the changes this caused. They are also queued for
     /// [`Presence::drain_changes`]; the edge should send from there only.
@@ -588,11 +525,6 @@ impl Presence {
             .values()
             .filter_map(AgentRecord::next_deadline)
             .min()
-    }
-
-    /// The agent's unexpired contacts.
-    pub fn contacts(&self, agent: &str, now: Timestamp) -> Result<Vec<Contact>, PresenceError> {
-        Ok(self.record(agent)?.live_contacts(now))
     }
 
     /// Sets the manual state and returns the resulting board state (which may still be
@@ -624,229 +556,15 @@ impl Presence {
         names
     }
 
-    /// The agent's board state and since when, settled at `now`.
-    pub fn state(
-        &mut self,
-        agent: &str,
-        now: Timestamp,
-    ) -> Result<(AgentState, Timestamp), PresenceError> {
-        self.update(agent, now, |_| ())?;
-        let rec = self.record(agent)?;
-        Ok((rec.state.clone(), rec.since))
-    }
-
-    /// The agent's state at `now` and whether any destination is reachable, derived without
-    /// recording anything — cheap enough to ask for every agent a plan names, under the lock.
-    pub fn peek(&self, agent: &str, now: Timestamp) -> Option<(AgentState, bool)> {
-        self.agents
-            .get(agent)
-            .map(|rec| (rec.derive(now), rec.reachable(now)))
-    }
-
-    /// Whether a reservation for `agent` would succeed now, and why not.
-    pub fn availability(&self, agent: &str, now: Timestamp) -> Availability {
-        let reason = match self.agents.get(agent) {
-            Some(rec) => rec.unavailable(now),
-            None => Some(UnavailableReason::Unknown),
-        };
-        let available = reason.is_none();
-        Availability { available, reason }
-    }
-
-    /// Reserves the agent for a call with the default hold. See [`Presence::reserve_for`].
-    pub fn reserve(
-        &mut self,
-        agent: &str,
-        call_id: &str,
-        now: Timestamp,
-    ) -> Result<LegToken, Unavailable> {
-        self.reserve_for(agent, call_id, DEFAULT_HOLD_SECS, now)
-    }
-
-    /// Checks availability and counts a leg in one step, so two callers can never both take an
-    /// agent's last free slot. An unanswered leg lapses after `hold_secs` (at least 1) unless
-    /// answered: give the ring timeout plus a margin.
-    pub fn reserve_for(
-        &mut self,
-        agent: &str,
-        call_id: &str,
-        hold_secs: u32,
-        now: Timestamp,
-    ) -> Result<LegToken, Unavailable> {
-        let id = self.next_leg;
-        let outcome = self.update(agent, now, |rec| {
-            if let Some(reason) = rec.unavailable(now) {
-                return Err(reason);
-            }
-            if rec.live_legs(now).any(|l| l.call_id == call_id) {
-                return Err(UnavailableReason::AlreadyOffered);
-            }
-            rec.legs.push(Leg {
-                id,
-                call_id: call_id.to_owned(),
-                phase: Phase::Reserved,
-                hold_until: after(now, hold_secs.max(1)),
-            });
-            Ok(())
-        });
-        let refused = |reason| Unavailable {
-            agent: agent.to_owned(),
-            call_id: call_id.to_owned(),
-            reason,
-        };
-        match outcome {
-            Err(_) => Err(refused(UnavailableReason::Unknown)),
-            Ok(Err(reason)) => Err(refused(reason)),
-            Ok(Ok(())) => {
-                self.next_leg += 1;
-                Ok(LegToken {
-                    agent: agent.to_owned(),
-                    call_id: call_id.to_owned(),
-                    id,
-                })
-            }
-        }
-    }
-
-    /// The live leg of `agent` for `call_id`, for edges that receive leg events by name.
-    pub fn find_leg(&self, agent: &str, call_id: &str) -> Option<LegToken> {
-        let rec = self.agents.get(agent)?;
-        rec.legs
-            .iter()
-            .find(|l| l.call_id == call_id)
-            .map(|l| LegToken {
-                agent: agent.to_owned(),
-                call_id: call_id.to_owned(),
-                id: l.id,
-            })
-    }
-
-    /// The leg got 180/183. The state stays `ringing`; kept for the leg's history.
-    pub fn alerting(&mut self, token: &LegToken) -> Result<(), PresenceError> {
-        let leg = self
-            .agents
-            .get_mut(&token.agent)
-            .and_then(|rec| rec.legs.iter_mut().find(|l| l.id == token.id))
-            .ok_or_else(|| unknown_leg(token))?;
-        if leg.phase == Phase::Reserved {
-            leg.phase = Phase::Alerting;
-        }
-        Ok(())
-    }
-
-    /// The agent answered: on a call, counted in `answered_today`. An answer for a leg whose
-    /// reservation lapsed is still believed (the agent *is* on that call), even past the max.
-    pub fn answered(&mut self, token: &LegToken, now: Timestamp) -> Result<(), PresenceError> {
-        let day = self.today(now);
-        self.update(&token.agent, now, |rec| {
-            let leg = rec.legs.iter_mut().find(|l| l.id == token.id);
-            let leg = leg.ok_or_else(|| unknown_leg(token))?;
-            let first_answer = leg.phase != Phase::Answered;
-            leg.phase = Phase::Answered;
-            if first_answer {
-                let n = rec.answered_on(day).saturating_add(1);
-                rec.answered = Some((day, n));
-            }
-            Ok(())
-        })?
-    }
-
-    /// The leg's call ended. If it had been answered, the agent's last call ends now and a
-    /// wrap-up of `wrap_up_secs` (the queue's; 0 for none) starts; otherwise it is a release.
-    pub fn ended(
-        &mut self,
-        token: &LegToken,
-        now: Timestamp,
-        wrap_up_secs: u32,
-    ) -> Result<(), PresenceError> {
-        self.update(&token.agent, now, |rec| {
-            let i = rec.legs.iter().position(|l| l.id == token.id);
-            let leg = rec.legs.remove(i.ok_or_else(|| unknown_leg(token))?);
-            if leg.phase == Phase::Answered {
-                rec.last_call_ended_at = Some(now);
-                if wrap_up_secs > 0 {
-                    let until = after(now, wrap_up_secs);
-                    rec.wrap_up_until = Some(rec.wrap_up_until.map_or(until, |w| w.max(until)));
-                }
-            }
-            Ok(())
-        })?
-    }
-
-    /// The leg rang (or was reserved) but was not answered: failed, cancelled, timed out.
-    pub fn released(&mut self, token: &LegToken, now: Timestamp) -> Result<(), PresenceError> {
-        self.ended(token, now, 0)
-    }
-
-    /// Ringing and answered legs of the agent now (0 for unknown agents).
-    pub fn active_legs(&self, agent: &str, now: Timestamp) -> u32 {
-        self.agents.get(agent).map_or(0, |r| r.active(now))
-    }
-
-    /// When the agent's last answered call ended (for `longestIdle`).
-    pub fn last_call_ended_at(&self, agent: &str) -> Option<Timestamp> {
-        self.agents.get(agent)?.last_call_ended_at
-    }
-
-    /// Calls answered since local midnight (for `fewestCalls`); 0 on a new day.
-    pub fn answered_today(&self, agent: &str, now: Timestamp) -> u32 {
-        let day = self.today(now);
-        self.agents.get(agent).map_or(0, |r| r.answered_on(day))
-    }
-
     /// Every state change since the last drain, in the order they were noticed.
     pub fn drain_changes(&mut self) -> Vec<StateChange> {
         std::mem::take(&mut self.changes)
     }
-
-    /// The live board at `now`, by agent name (settles every agent first).
-    pub fn board(&mut self, now: Timestamp) -> Vec<BoardLine> {
-        self.expire(now);
-        let day = self.today(now);
-        self.agents
-            .values()
-            .map(|rec| board_line(rec, now, day))
-            .collect()
-    }
-
-    /// One agent's line of the board at `now`, without settling the others: what a change
-    /// of that agent publishes. Building the whole board for each change cost every
-    /// REGISTER a pass over (and a copy of) all agents.
-    pub fn board_line(&self, agent: &str, now: Timestamp) -> Option<BoardLine> {
-        let rec = self.agents.get(agent)?;
-        Some(board_line(rec, now, self.today(now)))
-    }
 }
 
-fn board_line(rec: &AgentRecord, now: Timestamp, day: Date) -> BoardLine {
-    BoardLine {
-        agent: rec.config.name.clone(),
-        display_name: rec.config.display_name.clone(),
-        state: rec.state.clone(),
-        since: rec.since,
-        label: match &rec.state {
-            AgentState::Away { label } => Some(label.clone()),
-            _ => None,
-        },
-        active_legs: rec.active(now),
-        max_concurrent_calls: rec.config.max_concurrent_calls,
-        call_ids: rec.live_legs(now).map(|l| l.call_id.clone()).collect(),
-        available: rec.unavailable(now).is_none(),
-        reachable: rec.reachable(now),
-        wrap_up_until: rec.wrap_up(now),
-        last_call_ended_at: rec.last_call_ended_at,
-        answered_today: rec.answered_on(day),
-        contacts: rec.live_contacts(now),
-    }
-}
-
-fn unknown_leg(token: &LegToken) -> PresenceError {
-    PresenceError::UnknownLeg {
-        agent: token.agent.clone(),
-        call_id: token.call_id.clone(),
-    }
-}
-
+mod board;
+mod contacts;
+mod legs;
 mod outbound;
 mod sync;
 #[cfg(test)]
