@@ -143,11 +143,9 @@ impl Node {
         }
         tracing::info!(call_id = %call.key, duration = ?call.started.elapsed(), disposition = ?ending.disposition, party = ?ending.party, reason = %ending.reason, events = call.events.count(), "call ended");
         self.ports.release(call.media.port);
-        for leg in &call.legs {
+        for leg in &mut call.legs {
             self.ports.release(leg.port);
-            if leg.holds_channel {
-                self.carrier_book.release(&leg.carrier);
-            }
+            leg.release_channel(&mut self.carrier_book);
             if let Some(id) = &leg.dialog {
                 self.dialogs.remove(id);
                 self.dialog_owner.remove(id);

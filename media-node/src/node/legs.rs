@@ -71,6 +71,17 @@ pub(super) struct Leg {
     pub(super) negotiated: Option<Negotiated>,
 }
 
+impl Leg {
+    /// Gives the leg's carrier channel back, at most once: every way a leg ends (failed,
+    /// cancelled, its call ended) calls this, and clearing the flag makes the later calls no-ops,
+    /// so a leg that fails and then ends with its call does not give its channel back twice.
+    pub(super) fn release_channel(&mut self, book: &mut crate::carrier::CarrierBook) {
+        if std::mem::take(&mut self.holds_channel) {
+            book.release(&self.carrier);
+        }
+    }
+}
+
 /// What to ring: one destination of one target.
 pub(super) struct LegRequest {
     pub(super) agent: String,
@@ -467,11 +478,7 @@ impl Node {
         }
         leg.state = LegState::Failed;
         leg.final_code = code;
-        if leg.holds_channel {
-            leg.holds_channel = false;
-            let carrier = leg.carrier.clone();
-            self.carrier_book.release(&carrier);
-        }
+        leg.release_channel(&mut self.carrier_book);
         leg.pair = None;
         let port = leg.port;
         let leg_id = leg.id.clone();
@@ -527,11 +534,7 @@ impl Node {
         }
         leg.state = LegState::Cancelled;
         leg.pair = None;
-        if leg.holds_channel {
-            leg.holds_channel = false;
-            let carrier = leg.carrier.clone();
-            self.carrier_book.release(&carrier);
-        }
+        leg.release_channel(&mut self.carrier_book);
         let (tx, port, leg_id) = (leg.tx, leg.port, leg.id.clone());
         call.emit(Kind::LegCancelled(pb::LegCancelled {
             leg_id: leg_id.clone(),
