@@ -21,10 +21,11 @@ use dialtone_proto::v1 as pb;
 
 mod support;
 use support::agent_dial::{
-    CLIENT, LINE, Relay, config, dial_through, lines_with, logs, metric, register_through, start,
+    CLIENT, LINE, Relay, config, dial_through, lines_with, logs, metric, register_through,
 };
 use support::reports_client;
 use support::sipp::{ensure_sipp, sipp, sipp_at};
+use support::up::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_calls_a_missed_client_from_the_softphone_and_the_group_is_processed() {

@@ -24,10 +24,11 @@ use dialtone_router::presence::Manual;
 mod support;
 use support::agent_dial::{
     CLIENT, Relay, config, config_with, dial_number_through, dial_through, lines_with, logs,
-    register_through, start, wait_for_anna,
+    register_through, wait_for_anna,
 };
 use support::reports_client;
 use support::sipp::{ensure_sipp, sipp};
+use support::up::start;
 
 /// A number of the demo's kind of blocklist.
 const BLOCKED: &str = "+380931110000";

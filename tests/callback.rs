@@ -5,19 +5,17 @@
 //! caller ID, answers, talks and hangs up; the agent gets the BYE. The reports then show an
 //! answered outbound call and the client's missed group processed by the callback.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use dialtone::shutdown::Shutdown;
-use dialtone::standalone::{self, Settings};
 use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::router_client::RouterClient;
 
 mod support;
 use support::reports_client;
 use support::sipp::{ensure_sipp, sipp};
+use support::up::{e2e_config, register_contact, start};
 
 const CLIENT: &str = "+380501234567";
 const LINE: &str = "+380441230000";
@@ -53,27 +51,6 @@ spec:
   routes: {open: support}
 "#;
 
-/// The e2e call center with its carrier at `carrier` (where the client's SIPp listens).
-fn config(carrier: u16) -> tempfile::TempDir {
-    config_with(carrier, "")
-}
-
-/// [`config`] plus more manifests.
-fn config_with(carrier: u16, more: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e/callcenter.yaml"),
-    )
-    .expect("e2e manifests");
-    let text = text.replace("127.0.0.1:5999", &format!("127.0.0.1:{carrier}"));
-    assert!(
-        text.contains(&format!(":{carrier}")),
-        "carrier address patched"
-    );
-    std::fs::write(dir.path().join("callcenter.yaml"), text + more).expect("write manifests");
-    dir
-}
-
 fn callback_cli(url: &str, data: &Path, agent: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_dialtone"))
         .args([
@@ -91,21 +68,9 @@ async fn a_callback_rings_the_agent_then_the_client_and_processes_the_missed_gro
     ensure_sipp();
     let mut client = sipp("tests/sipp/callback_client.xml", &[]);
     client.ready().await;
-    let config = config(client.port);
+    let config = e2e_config(client.port, "");
     let data = tempfile::tempdir().expect("tempdir");
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let settings = Settings {
-        config: config.path().to_owned(),
-        data: data.path().to_owned(),
-        database_url: None,
-        grpc: any,
-        http: any,
-        sip: Some(any),
-    };
-    let shutdown = Shutdown::new();
-    let running = standalone::start(&settings, shutdown.clone())
-        .await
-        .expect("standalone starts");
+    let (running, shutdown) = start(config.path(), data.path()).await;
     let sip = running.sip_udp[0];
     let url = format!("http://{}", running.grpc);
 
@@ -145,19 +110,7 @@ async fn a_callback_rings_the_agent_then_the_client_and_processes_the_missed_gro
     let mut anna = sipp("tests/sipp/callback_agent.xml", &[]);
     anna.ready().await;
     let mut router = RouterClient::connect(url.clone()).await.expect("router");
-    router
-        .register_contact(pb::RegisterContactRequest {
-            agent: "anna".into(),
-            uri: format!("sip:anna@127.0.0.1:{}", anna.port),
-            expires: Some(prost_types::Duration {
-                seconds: 600,
-                nanos: 0,
-            }),
-            node_id: "sipp".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("register");
+    register_contact(&mut router, "anna", anna.port).await;
     // An unknown agent is refused with a message naming it, and rings nobody.
     let unknown = callback_cli(&url, data.path(), "nobody");
     assert_eq!(unknown.status.code(), Some(1));
@@ -244,21 +197,9 @@ async fn a_queue_callback_is_made_when_the_callers_turn_comes() {
     ensure_sipp();
     let mut client = sipp("tests/sipp/callback_client.xml", &[]);
     client.ready().await;
-    let config = config_with(client.port, SUPPORT_QUEUE);
+    let config = e2e_config(client.port, SUPPORT_QUEUE);
     let data = tempfile::tempdir().expect("tempdir");
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let settings = Settings {
-        config: config.path().to_owned(),
-        data: data.path().to_owned(),
-        database_url: None,
-        grpc: any,
-        http: any,
-        sip: Some(any),
-    };
-    let shutdown = Shutdown::new();
-    let running = standalone::start(&settings, shutdown.clone())
-        .await
-        .expect("standalone starts");
+    let (running, shutdown) = start(config.path(), data.path()).await;
     let sip = running.sip_udp[0];
     let url = format!("http://{}", running.grpc);
     let mut router = RouterClient::connect(url.clone()).await.expect("router");
@@ -296,19 +237,7 @@ async fn a_queue_callback_is_made_when_the_callers_turn_comes() {
     //    dialled showing the number they called.
     let mut anna = sipp("tests/sipp/callback_agent.xml", &[]);
     anna.ready().await;
-    router
-        .register_contact(pb::RegisterContactRequest {
-            agent: "anna".into(),
-            uri: format!("sip:anna@127.0.0.1:{}", anna.port),
-            expires: Some(prost_types::Duration {
-                seconds: 600,
-                nanos: 0,
-            }),
-            node_id: "sipp".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("register");
+    register_contact(&mut router, "anna", anna.port).await;
     let (a, c) = tokio::join!(anna.outcome(), client.outcome());
     c.expect("the client was called back from the line they called, answered and hung up");
     a.expect("anna saw the client's number, answered and got the BYE");

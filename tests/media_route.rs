@@ -2,33 +2,25 @@
 //! the call log is fetched from the dashboard's `/media/` route — only with a credential, only
 //! WAV files inside the recordings folder, with byte ranges for a player that seeks.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use dialtone::shutdown::Shutdown;
-use dialtone::standalone::{self, Settings};
 use dialtone_proto::v1 as pb;
 use dialtone_proto::v1::router_client::RouterClient;
 
 mod support;
 use support::reports_client;
 use support::sipp::{ensure_sipp, sipp};
+use support::up::{config_of, e2e_manifests, register_contact, start};
 
 /// The e2e call center with full recording on its line.
 fn config() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e/callcenter.yaml"),
-    )
-    .expect("e2e manifests");
+    let text = e2e_manifests();
     let recorded = text.replace(
         "  routes: {open: sales}",
         "  routes: {open: sales}\n  recording: {mode: full}",
     );
     assert_ne!(recorded, text, "recording switched on");
-    std::fs::write(dir.path().join("callcenter.yaml"), recorded).expect("write manifests");
-    dir
+    config_of(&recorded)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,19 +28,7 @@ async fn a_recording_is_served_to_signed_in_users_only() {
     ensure_sipp();
     let config = config();
     let data = tempfile::tempdir().expect("tempdir");
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let settings = Settings {
-        config: config.path().to_owned(),
-        data: data.path().to_owned(),
-        database_url: None,
-        grpc: any,
-        http: any,
-        sip: Some(any),
-    };
-    let shutdown = Shutdown::new();
-    let running = standalone::start(&settings, shutdown.clone())
-        .await
-        .expect("standalone starts");
+    let (running, shutdown) = start(config.path(), data.path()).await;
     let url = format!("http://{}", running.grpc);
     let http = format!("http://{}", running.http);
 
@@ -58,19 +38,7 @@ async fn a_recording_is_served_to_signed_in_users_only() {
     );
     anna.ready().await;
     let mut router = RouterClient::connect(url.clone()).await.expect("router");
-    router
-        .register_contact(pb::RegisterContactRequest {
-            agent: "anna".into(),
-            uri: format!("sip:anna@127.0.0.1:{}", anna.port),
-            expires: Some(prost_types::Duration {
-                seconds: 600,
-                nanos: 0,
-            }),
-            node_id: "sipp".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("register");
+    register_contact(&mut router, "anna", anna.port).await;
     let carrier = sipp(
         "tests/sipp/carrier_call_audio.xml",
         &[

@@ -2,36 +2,23 @@
 //! the router's plan → two SIPp agents rung at once, one answers → events through the spool →
 //! the reporter's store → the `calls` and `agents` reports over gRPC.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use dialtone::shutdown::Shutdown;
-use dialtone::standalone::{self, Settings};
 use dialtone_proto::v1 as pb;
+use dialtone_proto::v1::router_client::RouterClient;
 
 mod support;
-use dialtone_proto::v1::router_client::RouterClient;
 use support::reports_client;
 use support::sipp::{ensure_sipp, sipp};
+use support::up::{register_contact, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_through_standalone_mode_reaches_the_reports() {
     ensure_sipp();
     let data = tempfile::tempdir().expect("tempdir");
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let settings = Settings {
-        config: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e"),
-        data: data.path().to_owned(),
-        database_url: None,
-        grpc: any,
-        http: any,
-        sip: Some(any),
-    };
-    let shutdown = Shutdown::new();
-    let running = standalone::start(&settings, shutdown.clone())
-        .await
-        .expect("standalone starts");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e");
+    let (running, shutdown) = start(&config, data.path()).await;
     let sip = running.sip_udp[0];
     let url = format!("http://{}", running.grpc);
 
@@ -41,19 +28,7 @@ async fn a_call_through_standalone_mode_reaches_the_reports() {
     bohdan.ready().await;
     let mut router = RouterClient::connect(url.clone()).await.expect("router");
     for (agent, port) in [("anna", anna.port), ("bohdan", bohdan.port)] {
-        router
-            .register_contact(pb::RegisterContactRequest {
-                agent: agent.into(),
-                uri: format!("sip:{agent}@127.0.0.1:{port}"),
-                expires: Some(prost_types::Duration {
-                    seconds: 600,
-                    nanos: 0,
-                }),
-                node_id: "sipp".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("register");
+        register_contact(&mut router, agent, port).await;
     }
     let carrier = sipp(
         "media-node/tests/sipp/carrier_call.xml",

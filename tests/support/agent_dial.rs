@@ -1,7 +1,7 @@
 //! Shared by the end-to-end tests of agents dialling out from their softphones
-//! (`tests/agent_dial.rs`, `tests/agent_dial_paths.rs`): the e2e call center, `dialtone up`
-//! on it, the relay that lets SIPp's softphone answer Dialtone's digest challenges, and the
-//! SIPp softphone itself.
+//! (`tests/agent_dial.rs`, `tests/agent_dial_paths.rs`): the e2e call center with another
+//! line (started with [`super::up::start`]), the relay that lets SIPp's softphone answer
+//! Dialtone's digest challenges, and the SIPp softphone itself.
 //!
 //! SIPp answers only MD5 challenges and gives up when the first one names SHA-256, which
 //! Dialtone offers first (RFC 8760's order of preference): the softphone talks to Dialtone
@@ -10,13 +10,11 @@
 //! it); 127.0.0.2 is not the carrier's address.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use dialtone::shutdown::Shutdown;
-use dialtone::standalone::{self, Running, Settings};
+use dialtone::standalone::Running;
 use dialtone_proto::v1 as pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -48,40 +46,7 @@ pub fn config(carrier: u16) -> tempfile::TempDir {
 
 /// [`config`] plus more manifests (`extra`, documents starting with `---`).
 pub fn config_with(carrier: u16, extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e/callcenter.yaml"),
-    )
-    .expect("e2e manifests");
-    let text = text.replace("127.0.0.1:5999", &format!("127.0.0.1:{carrier}"));
-    assert!(
-        text.contains(&format!(":{carrier}")),
-        "carrier address patched"
-    );
-    std::fs::write(
-        dir.path().join("callcenter.yaml"),
-        text + OTHER_LINE + extra,
-    )
-    .expect("write manifests");
-    dir
-}
-
-/// `dialtone up` on `config` and `data`, every port picked by the system.
-pub async fn start(config: &Path, data: &Path) -> (Running, Shutdown) {
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let settings = Settings {
-        config: config.to_owned(),
-        data: data.to_owned(),
-        database_url: None,
-        grpc: any,
-        http: any,
-        sip: Some(any),
-    };
-    let shutdown = Shutdown::new();
-    let running = standalone::start(&settings, shutdown.clone())
-        .await
-        .expect("standalone starts");
-    (running, shutdown)
+    super::up::e2e_config(carrier, &format!("{OTHER_LINE}{extra}"))
 }
 
 /// A UDP relay on 127.0.0.2 between a SIPp softphone and Dialtone that drops the

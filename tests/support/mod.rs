@@ -6,6 +6,8 @@ pub mod agent_dial;
 pub mod processes;
 #[allow(dead_code)] // not every test starts SIPp
 pub mod sipp;
+#[allow(dead_code)] // only the tests through standalone mode use it
+pub mod up;
 
 use std::path::Path;
 
