@@ -179,9 +179,27 @@ async fn drain_refuses_new_calls_and_lets_active_ones_finish() {
     let mut anna = sipp("anna", "agent_answer.xml", "127.0.0.1", &[]);
     anna.ready(Duration::from_secs(5)).await;
     register(&mut h.router, "anna", anna.port).await;
+    // The carrier's call holds 6 s instead of carrier_call.xml's 1 s: the INVITE sent while
+    // draining must reach a node that still has an active call. With 1 s, a loaded machine
+    // let the call end (and the drained node exit) before the INVITE was read: no answer.
+    let scenarios = tempfile::tempdir().unwrap();
+    let long_call = scenarios.path().join("carrier_long_call.xml");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/carrier_call.xml"),
+    )
+    .unwrap();
+    assert!(text.contains(r#"<pause milliseconds="1000"/>"#));
+    std::fs::write(
+        &long_call,
+        text.replace(
+            r#"<pause milliseconds="1000"/>"#,
+            r#"<pause milliseconds="6000"/>"#,
+        ),
+    )
+    .unwrap();
     let carrier = sipp(
         "carrier",
-        "carrier_call.xml",
+        long_call.to_str().unwrap(),
         "127.0.0.1",
         &["-s".into(), BUSY_THEN_NEXT.into(), h.sip.to_string()],
     );
