@@ -10,10 +10,7 @@
 //! loopback), anna answers, the call is bridged and ends; the reporter's call log and agents
 //! report show the call answered by anna.
 
-use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dialtone_proto::v1 as pb;
@@ -23,72 +20,6 @@ mod support;
 use support::processes::{self, media_node};
 use support::reports_client;
 use support::sipp::{ensure_sipp, sipp, sipp_at};
-
-/// A UDP relay on 127.0.0.2 between a SIPp softphone and a node that drops the
-/// `algorithm=SHA-256` challenge lines (SIPp answers MD5 only). Stops when dropped.
-struct Relay {
-    front: SocketAddr,
-    stop: Arc<AtomicBool>,
-}
-
-impl Relay {
-    fn start(node: SocketAddr) -> Relay {
-        let front = UdpSocket::bind("127.0.0.2:0").expect("relay front");
-        let back = UdpSocket::bind("127.0.0.2:0").expect("relay back");
-        for s in [&front, &back] {
-            s.set_read_timeout(Some(Duration::from_millis(100)))
-                .expect("timeout");
-        }
-        let addr = front.local_addr().expect("front address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
-        let (front2, back2) = (
-            front.try_clone().expect("clone"),
-            back.try_clone().expect("clone"),
-        );
-        let (stop1, stop2, client1) = (stop.clone(), stop.clone(), client.clone());
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65_536];
-            while !stop1.load(Ordering::Relaxed) {
-                let Ok((n, from)) = front2.recv_from(&mut buf) else {
-                    continue;
-                };
-                if let Ok(mut c) = client1.lock() {
-                    *c = Some(from);
-                }
-                let _ = back2.send_to(&buf[..n], node);
-            }
-        });
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65_536];
-            while !stop2.load(Ordering::Relaxed) {
-                let Ok((n, _)) = back.recv_from(&mut buf) else {
-                    continue;
-                };
-                let text = String::from_utf8_lossy(&buf[..n]);
-                let kept: String = text
-                    .split_inclusive("\r\n")
-                    .filter(|l| {
-                        let lower = l.to_ascii_lowercase();
-                        !(lower.starts_with("www-authenticate:")
-                            && lower.contains("algorithm=sha-256"))
-                    })
-                    .collect();
-                let to = client.lock().ok().and_then(|c| *c);
-                if let Some(to) = to {
-                    let _ = front.send_to(kept.as_bytes(), to);
-                }
-            }
-        });
-        Relay { front: addr, stop }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 /// The e2e manifests (a carrier whose inbound source is 127.0.0.1, anna and bohdan rung
 /// together on +380441230000).
@@ -141,7 +72,7 @@ async fn a_call_on_node_a_rings_an_agent_registered_through_node_b() {
     // anna's phone (the SIPp that answers), registered through node B by another SIPp.
     let mut anna = sipp("media-node/tests/sipp/agent_answer.xml", &[]);
     anna.ready().await;
-    let relay = Relay::start(sip_b);
+    let relay = support::agent_dial::Relay::start(sip_b);
     sipp_at(
         "127.0.0.2",
         "tests/sipp/cross_node_register.xml",

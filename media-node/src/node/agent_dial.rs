@@ -33,8 +33,6 @@ use super::legs::{LegRequest, LegState};
 use super::outbound::{CLIENT_RING, Outbound};
 use super::plan::{Exec, Mode};
 use super::router::Report;
-use super::rtp::RelaySide;
-use super::session;
 use super::sipmsg;
 use crate::registrar::{AuthOutcome, AuthRequest, RegisteredFrom};
 use crate::sip::Peer;
@@ -137,20 +135,7 @@ impl Node {
         };
         let key = self.new_call_key();
         span.record("call_id", key.as_str());
-        let session = media.pair.take().map(|pair| {
-            session::spawn(session::Setup {
-                pair,
-                side: RelaySide {
-                    remote: media.negotiated.remote,
-                    codec: media.negotiated.codec,
-                    telephone_event: media.negotiated.telephone_event,
-                },
-                call: key.clone(),
-                inbox: self.inbox.clone(),
-                prompts: self.prompts.clone(),
-                inactivity: self.cfg.media_timeout,
-            })
-        });
+        let session = self.caller_session(&mut media, &key);
         // Events start once the router has said what the call is (its caller ID above all);
         // a call that ends before (cancelled, router down) leaves no trace.
         let events = CallEvents::new(&key, &self.cfg.node_id, self.sink.clone());

@@ -174,20 +174,7 @@ impl Node {
         };
         let key = self.new_call_key();
         span.record("call_id", key.as_str());
-        let session = media.pair.take().map(|pair| {
-            session::spawn(session::Setup {
-                pair,
-                side: RelaySide {
-                    remote: media.negotiated.remote,
-                    codec: media.negotiated.codec,
-                    telephone_event: media.negotiated.telephone_event,
-                },
-                call: key.clone(),
-                inbox: self.inbox.clone(),
-                prompts: self.prompts.clone(),
-                inactivity: self.cfg.media_timeout,
-            })
-        });
+        let session = self.caller_session(&mut media, &key);
         let call_span = tracing::info_span!("call", call_id = %key, number = %number);
         let sip_call_id = request
             .call_id_header()
@@ -283,6 +270,29 @@ impl Node {
 
     /// Our answer to the caller's offer on a fresh port pair (488 without a common codec,
     /// 500 without a free port). Without an offer we will offer in the 200 (late offer).
+    /// Starts the media session of a caller's side (inbound caller or dialling softphone)
+    /// on the RTP pair its offer got, if any.
+    pub(super) fn caller_session(
+        &self,
+        media: &mut CallerMedia,
+        key: &str,
+    ) -> Option<session::SessionHandle> {
+        media.pair.take().map(|pair| {
+            session::spawn(session::Setup {
+                pair,
+                side: RelaySide {
+                    remote: media.negotiated.remote,
+                    codec: media.negotiated.codec,
+                    telephone_event: media.negotiated.telephone_event,
+                },
+                call: key.to_owned(),
+                inbox: self.inbox.clone(),
+                prompts: self.prompts.clone(),
+                inactivity: self.cfg.media_timeout,
+            })
+        })
+    }
+
     pub(super) fn caller_media(&mut self, request: &Request) -> Result<CallerMedia, u16> {
         let offer = sipmsg::sdp_body(&request.headers, &request.body);
         let session = match offer.as_deref().map(sdp::parse) {
