@@ -376,6 +376,9 @@ pub async fn run(examples: &Path) -> anyhow::Result<()> {
     println!();
 
     println!("A supervisor calls back the client who hung up in the menu:");
+    // anna's last call has just ended; on a loaded machine the router may not know yet, and an
+    // order for a busy agent is refused. A supervisor would wait for her too.
+    wait_until_free(&mut router, "anna", Duration::from_secs(15)).await;
     let data_arg = data.display().to_string();
     let argv = [
         "dialtone",
@@ -464,6 +467,29 @@ fn password_of(secrets: &str, agent: &str) -> Option<String> {
 }
 
 /// Waits (at most 30 s) until the callback appears ended in the call log.
+/// Waits (at most `limit`) until `agent` is available with no call on the router's board.
+async fn wait_until_free(router: &mut RouterClient<Channel>, agent: &str, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        let board = router
+            .get_live_board(pb::GetLiveBoardRequest {
+                omit_contacts: true,
+            })
+            .await;
+        let free = board.is_ok_and(|b| {
+            b.into_inner().agents.iter().any(|a| {
+                a.agent == agent
+                    && a.state == pb::AgentState::Available as i32
+                    && a.active_calls == 0
+            })
+        });
+        if free {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_for_callback(url: &str, data: &Path) -> bool {
     let token = std::fs::read_to_string(data.join("supervisor.token")).unwrap_or_default();
     let Ok(value) = format!("Bearer {}", token.trim()).parse::<tonic::metadata::MetadataValue<_>>()
