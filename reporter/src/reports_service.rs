@@ -177,6 +177,43 @@ impl ReportsService {
         let handlings = self.store.handlings_since(since).await;
         Ok((cdrs, handlings.map_err(|e| store_status(&e))?))
     }
+
+    /// The CDRs and handlings that decide the groups `target` may name as of `now`: the
+    /// client's calls in the window (a group is one client's), or the anonymous call itself.
+    async fn target_input(
+        &self,
+        target: &HandleTarget,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<(Vec<Cdr>, Vec<Handling>), Status> {
+        let since = now
+            .checked_sub(policy.unprocessed_window())
+            .unwrap_or(Timestamp::MIN);
+        let st = |e: crate::store::StoreError| store_status(&e);
+        let client = match target {
+            HandleTarget::Client(c) => Some(c.clone()),
+            HandleTarget::Group(id) => match self.store.cdr(id).await.map_err(st)? {
+                Some(cdr) => match cdr.client() {
+                    Some(c) => Some(c.to_owned()),
+                    None => {
+                        let handlings = self.store.handlings_since(since).await.map_err(st)?;
+                        return Ok((vec![cdr], handlings));
+                    }
+                },
+                None => None,
+            },
+        };
+        let cdrs = match client {
+            Some(c) => self
+                .store
+                .client_cdrs(&[c.as_str()], since, after(now))
+                .await
+                .map_err(st)?,
+            None => Vec::new(),
+        };
+        let handlings = self.store.handlings_since(since).await.map_err(st)?;
+        Ok((cdrs, handlings))
+    }
 }
 
 impl ReportsService {
@@ -248,8 +285,23 @@ impl Reports for ReportsService {
             pb::UnprocessedView::Processed => View::Processed,
             pb::UnprocessedView::All => View::All,
         };
-        let (cdrs, handlings) = self.unprocessed_input(q.now, &policy).await?;
-        let mut groups = reports::unprocessed(&cdrs, &handlings, &policy, q.now, &q.filter, view);
+        let since = q
+            .now
+            .checked_sub(policy.unprocessed_window())
+            .unwrap_or(Timestamp::MIN);
+        let handlings = self
+            .store
+            .handlings_since(since)
+            .await
+            .map_err(|e| store_status(&e))?;
+        let mut groups = match fast::unprocessed(&self.store, &q, &policy, &handlings, view).await?
+        {
+            Some(groups) => groups,
+            None => {
+                let (cdrs, handlings) = self.unprocessed_input(q.now, &policy).await?;
+                reports::unprocessed(&cdrs, &handlings, &policy, q.now, &q.filter, view)
+            }
+        };
         let truncated = truncate(&mut groups, q.limit);
         Ok(Response::new(pb::UnprocessedReport {
             meta: Some(meta(&q, truncated)),
@@ -283,8 +335,6 @@ impl Reports for ReportsService {
     ) -> Result<Response<pb::CallbacksReport>, Status> {
         let policy = self.policy();
         let q = self.query(request.get_ref().filter.as_ref())?;
-        let ctx = Self::context(&q, &policy);
-        let cdrs = fast::group_cdrs(&self.store, (q.from, q.to), ctx).await?;
         let since = q
             .from
             .checked_sub(policy.unprocessed_window())
@@ -294,7 +344,14 @@ impl Reports for ReportsService {
             .handlings_since(since)
             .await
             .map_err(|e| store_status(&e))?;
-        let report = reports::callbacks(&cdrs, &handlings, &policy, q.now, &q.filter);
+        let report = match fast::callbacks(&self.store, &q, &policy, &handlings).await? {
+            Some(report) => report,
+            None => {
+                let ctx = Self::context(&q, &policy);
+                let cdrs = fast::group_cdrs(&self.store, (q.from, q.to), ctx).await?;
+                reports::callbacks(&cdrs, &handlings, &policy, q.now, &q.filter)
+            }
+        };
         let mut groups = report.groups;
         let truncated = truncate(&mut groups, q.limit);
         Ok(Response::new(pb::CallbacksReport {
@@ -465,7 +522,7 @@ impl Reports for ReportsService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
 
         let policy = self.policy();
-        let (cdrs, mut handlings) = self.unprocessed_input(now, &policy).await?;
+        let (cdrs, mut handlings) = self.target_input(&handling.target, now, &policy).await?;
         let open = reports::unprocessed(
             &cdrs,
             &handlings,

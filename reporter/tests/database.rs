@@ -7,6 +7,8 @@
 //!   functions;
 //! - `database/writes.rs`: out-of-order batches, repeats, a reused event id and malformed
 //!   events change nothing; retention deletes what is older than the cutoff and nothing else;
+//! - `database/groups.rs`: the groups ingestion keeps give the unprocessed list and the
+//!   callbacks report the pure functions' rows over three months of random calls;
 //! - `database/handling.rs`: `HandleGroup` moves a group to the processed view with its reason
 //!   and who, and refuses what it should.
 
@@ -39,6 +41,8 @@ macro_rules! on_both {
     };
 }
 
+#[path = "database/groups.rs"]
+mod groups;
 #[path = "database/handling.rs"]
 mod handling;
 #[path = "database/reports.rs"]

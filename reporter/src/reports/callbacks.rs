@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::groups::{Group, build_groups};
 use super::unprocessed::Handling;
 use super::{Dataset, Filter, StatusCode};
-use crate::cdr::{Cdr, CdrStatus};
+use crate::cdr::Cdr;
 use crate::policy::Policy;
 use crate::time::{rfc3339, seconds};
 
@@ -112,13 +112,15 @@ pub struct CallbacksReport {
     pub total: CallbackAgentRow,
 }
 
-#[derive(Default)]
-struct Tally {
-    called_back: u32,
-    within_sla: u32,
-    late: u32,
-    never: u32,
-    time_total: f64,
+/// Sums behind an agent's (or the team's) row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Tally {
+    pub called_back: u32,
+    pub within_sla: u32,
+    pub late: u32,
+    pub never: u32,
+    /// First miss to first attempt, summed in nanoseconds (exact, whatever the order).
+    pub time_ns: i64,
 }
 
 impl Tally {
@@ -134,14 +136,45 @@ impl Tally {
             avg_time_to_callback_seconds: if self.called_back == 0 {
                 0.0
             } else {
-                self.time_total / f64::from(self.called_back)
+                self.time_ns as f64 / 1e9 / f64::from(self.called_back)
             },
         }
     }
 
-    fn add_callback(&mut self, status: CallbackStatus, secs: f64) {
+    /// Adds a group's row: a callback to the caller agent, a `never` to those who missed.
+    pub(crate) fn add_row(
+        total: &mut Tally,
+        per_agent: &mut BTreeMap<String, Tally>,
+        row: &CallbackGroupRow,
+    ) {
+        let ns = match (row.first_callback_at, row.first_missed_at) {
+            (Some(back), first) => {
+                i64::try_from(back.duration_since(first).as_nanos()).unwrap_or(i64::MAX)
+            }
+            (None, _) => 0,
+        };
+        match row.status {
+            CallbackStatus::Never => {
+                total.never += 1;
+                for agent in &row.agents_missed {
+                    per_agent.entry(agent.clone()).or_default().never += 1;
+                }
+            }
+            status => {
+                total.add_callback(status, ns);
+                if let Some(agent) = &row.callback_agent {
+                    per_agent
+                        .entry(agent.clone())
+                        .or_default()
+                        .add_callback(status, ns);
+                }
+            }
+        }
+    }
+
+    fn add_callback(&mut self, status: CallbackStatus, ns: i64) {
         self.called_back += 1;
-        self.time_total += secs;
+        self.time_ns = self.time_ns.saturating_add(ns);
         match status {
             CallbackStatus::WithinSla => self.within_sla += 1,
             _ => self.late += 1,
@@ -155,12 +188,6 @@ pub(crate) fn ratio(part: u32, whole: u32) -> f64 {
     } else {
         f64::from(part) / f64::from(whole)
     }
-}
-
-/// The calling agent of an attempt: the outbound call's agent, else whoever answered on our
-/// side.
-fn caller_agent(cdr: &Cdr) -> Option<String> {
-    cdr.agent.clone().or_else(|| cdr.answered_by.clone())
 }
 
 /// The callbacks report as of `now`.
@@ -182,72 +209,26 @@ pub fn callbacks(
 ) -> CallbacksReport {
     let ds = Dataset::new(cdrs);
     let sla = policy.callback_sla();
-    let groups: Vec<Group<'_>> = build_groups(&ds, handlings, None, now)
-        .into_iter()
-        .filter(|g| g.client.is_some())
-        .filter(|g| filter.in_period(g.first_missed_at()) && filter.caller_matches(g.client))
-        .filter(|g| g.misses.iter().any(|(c, _)| filter.number_matches(c)))
-        .collect();
-
     let mut rows = Vec::new();
     let mut per_agent: BTreeMap<String, Tally> = BTreeMap::new();
     let mut total = Tally::default();
-    for g in &groups {
-        let first = g.first_missed_at();
-        let first_attempt = g.attempts.first();
-        let time_to = first_attempt.map(|c| c.started_at.duration_since(first));
-        let status = match time_to {
-            None => CallbackStatus::Never,
-            Some(t) if t <= sla => CallbackStatus::WithinSla,
-            Some(_) => CallbackStatus::Late,
-        };
-        let callback_agent = first_attempt.and_then(|c| caller_agent(c));
-        let agents_missed = g.agents();
-        let row = CallbackGroupRow {
-            group_id: g.id.clone(),
-            client: g.client.unwrap_or_default().to_owned(),
-            numbers: g.numbers(),
-            first_missed_at: first,
-            first_callback_at: first_attempt.map(|c| c.started_at),
-            time_to_callback_seconds: time_to.map(seconds),
-            callback_agent,
-            status,
-            attempts: u32::try_from(g.attempts.len()).unwrap_or(u32::MAX),
-            reached: g.attempts.iter().any(|c| c.status == CdrStatus::Answered),
-            agents_missed,
-        };
-        let status_ok = match filter.status {
-            None => true,
-            Some(StatusCode::Callback(s)) => s == status,
-            Some(StatusCode::Call(_)) => false,
-        };
-        let agent_ok = filter.agent.as_deref().is_none_or(|a| match status {
-            CallbackStatus::Never => row.agents_missed.iter().any(|x| x == a),
-            _ => row.callback_agent.as_deref() == Some(a),
-        });
-        if !(status_ok && agent_ok) {
-            continue;
+    for g in build_groups(&ds, handlings, None, now) {
+        if let Some(row) = callback_row(&g, sla, filter) {
+            Tally::add_row(&mut total, &mut per_agent, &row);
+            rows.push(row);
         }
-        let secs = row.time_to_callback_seconds.unwrap_or_default();
-        match status {
-            CallbackStatus::Never => {
-                total.never += 1;
-                for agent in &row.agents_missed {
-                    per_agent.entry(agent.clone()).or_default().never += 1;
-                }
-            }
-            _ => {
-                total.add_callback(status, secs);
-                if let Some(agent) = &row.callback_agent {
-                    per_agent
-                        .entry(agent.clone())
-                        .or_default()
-                        .add_callback(status, secs);
-                }
-            }
-        }
-        rows.push(row);
     }
+    assemble(sla, rows, &per_agent, &total, filter)
+}
+
+/// The report from its group rows and sums.
+pub(crate) fn assemble(
+    sla: SignedDuration,
+    groups: Vec<CallbackGroupRow>,
+    per_agent: &BTreeMap<String, Tally>,
+    total: &Tally,
+    filter: &Filter,
+) -> CallbacksReport {
     let agents = per_agent
         .iter()
         .filter(|(name, _)| filter.agent.as_deref().is_none_or(|a| a == name.as_str()))
@@ -255,8 +236,53 @@ pub fn callbacks(
         .collect();
     CallbacksReport {
         sla_seconds: seconds(sla),
-        groups: rows,
+        groups,
         agents,
         total: total.row("total"),
     }
+}
+
+/// The row of group `g` when `filter` keeps it (anonymous groups never: they cannot be called
+/// back).
+pub(crate) fn callback_row(
+    g: &Group,
+    sla: SignedDuration,
+    filter: &Filter,
+) -> Option<CallbackGroupRow> {
+    let client = g.client.as_deref()?;
+    let first = g.first_missed_at();
+    if !(filter.in_period(first) && filter.caller_matches(Some(client)) && g.number_matches(filter))
+    {
+        return None;
+    }
+    let first_attempt = g.attempts.first();
+    let time_to = first_attempt.map(|a| a.started_at.duration_since(first));
+    let status = match time_to {
+        None => CallbackStatus::Never,
+        Some(t) if t <= sla => CallbackStatus::WithinSla,
+        Some(_) => CallbackStatus::Late,
+    };
+    let row = CallbackGroupRow {
+        group_id: g.id.clone(),
+        client: client.to_owned(),
+        numbers: g.numbers(),
+        first_missed_at: first,
+        first_callback_at: first_attempt.map(|a| a.started_at),
+        time_to_callback_seconds: time_to.map(seconds),
+        callback_agent: first_attempt.and_then(|a| a.agent.clone()),
+        status,
+        attempts: u32::try_from(g.attempts.len()).unwrap_or(u32::MAX),
+        reached: g.attempts.iter().any(|a| a.answered),
+        agents_missed: g.agents(),
+    };
+    let status_ok = match filter.status {
+        None => true,
+        Some(StatusCode::Callback(s)) => s == status,
+        Some(StatusCode::Call(_)) => false,
+    };
+    let agent_ok = filter.agent.as_deref().is_none_or(|a| match status {
+        CallbackStatus::Never => row.agents_missed.iter().any(|x| x == a),
+        _ => row.callback_agent.as_deref() == Some(a),
+    });
+    (status_ok && agent_ok).then_some(row)
 }

@@ -20,40 +20,123 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use super::Dataset;
 use super::unprocessed::{HandleTarget, Handling, ProcessedHow, Processing};
+use super::{Dataset, Filter};
 use crate::cdr::{Cdr, CdrStatus, Direction, MissedReason};
 
-/// One group, before it becomes a report row.
-#[derive(Debug, Clone)]
-pub(crate) struct Group<'a> {
-    pub id: String,
-    pub client: Option<&'a str>,
-    pub misses: Vec<(&'a Cdr, MissedReason)>,
-    pub attempts: Vec<&'a Cdr>,
-    pub processed: Option<Processing>,
+/// A missed call of a group: what the reports show of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupMiss {
+    /// The call.
+    pub call_id: String,
+    /// Its start.
+    pub started_at: Timestamp,
+    /// Its effective missed reason.
+    pub reason: MissedReason,
+    /// The PhoneNumber dialled (E.164).
+    pub number: String,
+    /// The PhoneNumber's resource name, when known.
+    pub number_name: Option<String>,
+    /// Agents who missed it (alerted, not answered; declined included), in order.
+    pub agents: Vec<String>,
 }
 
-impl Group<'_> {
+impl GroupMiss {
+    fn of(cdr: &Cdr, reason: MissedReason) -> Self {
+        GroupMiss {
+            call_id: cdr.call_id.clone(),
+            started_at: cdr.started_at,
+            reason,
+            number: cdr.number.clone(),
+            number_name: cdr.number_name.clone(),
+            agents: cdr.agents_missed().into_iter().map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// A callback attempt of a group: an outbound call that dialled the client while it was open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupAttempt {
+    /// The outbound call.
+    pub call_id: String,
+    /// Its start.
+    pub started_at: Timestamp,
+    /// Who called: the outbound call's agent, else whoever answered on our side.
+    pub agent: Option<String>,
+    /// The client answered.
+    pub answered: bool,
+}
+
+impl GroupAttempt {
+    fn of(cdr: &Cdr) -> Self {
+        GroupAttempt {
+            call_id: cdr.call_id.clone(),
+            started_at: cdr.started_at,
+            agent: cdr.agent.clone().or_else(|| cdr.answered_by.clone()),
+            answered: cdr.status == CdrStatus::Answered,
+        }
+    }
+}
+
+/// One group, before it becomes a report row. It owns what the rows need, so that groups
+/// kept by the store (computed at ingestion) and groups built here are the same values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Its first missed call's id.
+    pub id: String,
+    /// The client; `None` for an anonymous caller.
+    pub client: Option<String>,
+    /// Missed calls, oldest first.
+    pub misses: Vec<GroupMiss>,
+    /// Callback attempts while open, oldest first.
+    pub attempts: Vec<GroupAttempt>,
+    /// How it was processed; `None` while open.
+    pub processed: Option<Processing>,
+    /// Automatic processing: when the answered call started (a call started before the
+    /// group's first miss does not process it).
+    pub processed_by_call_started_at: Option<Timestamp>,
+}
+
+/// Why a stored group cannot be cut to a shorter window exactly; the caller then builds the
+/// groups from the CDRs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotCuttable;
+
+impl Group {
+    /// Time of the first miss.
     pub fn first_missed_at(&self) -> Timestamp {
         self.misses
             .first()
-            .map_or(Timestamp::UNIX_EPOCH, |(c, _)| c.started_at)
+            .map_or(Timestamp::UNIX_EPOCH, |m| m.started_at)
     }
 
+    /// Time of the last miss.
     pub fn last_missed_at(&self) -> Timestamp {
         self.misses
             .last()
-            .map_or(Timestamp::UNIX_EPOCH, |(c, _)| c.started_at)
+            .map_or(Timestamp::UNIX_EPOCH, |m| m.started_at)
+    }
+
+    /// The latest fact the group depends on: its last miss, last attempt, processing. A
+    /// group whose facts are all before a report's `now` is the same as of that `now`.
+    pub fn last_fact_at(&self) -> Timestamp {
+        let mut t = self.last_missed_at();
+        if let Some(a) = self.attempts.last() {
+            t = t.max(a.started_at);
+        }
+        if let Some(p) = &self.processed {
+            t = t.max(p.at);
+        }
+        t
     }
 
     /// Agents who missed the group's calls, in order of first miss, each once.
     pub fn agents(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        for (cdr, _) in &self.misses {
-            for agent in cdr.agents_missed() {
-                if !names.iter().any(|n| n == agent) {
-                    names.push(agent.to_owned());
+        for m in &self.misses {
+            for agent in &m.agents {
+                if !names.contains(agent) {
+                    names.push(agent.clone());
                 }
             }
         }
@@ -63,19 +146,78 @@ impl Group<'_> {
     /// Every number dialled, in order of first appearance.
     pub fn numbers(&self) -> Vec<String> {
         let mut numbers: Vec<String> = Vec::new();
-        for (cdr, _) in &self.misses {
-            if !numbers.contains(&cdr.number) {
-                numbers.push(cdr.number.clone());
+        for m in &self.misses {
+            if !numbers.contains(&m.number) {
+                numbers.push(m.number.clone());
             }
         }
         numbers
     }
 
+    /// One of the group's calls concerns `filter`'s number.
+    pub(crate) fn number_matches(&self, filter: &Filter) -> bool {
+        self.misses
+            .iter()
+            .any(|m| filter.number_is(&m.number, m.number_name.as_deref()))
+    }
+
     fn handled_by(&self, h: &Handling) -> bool {
         match &h.target {
-            HandleTarget::Client(c) => self.client == Some(c.as_str()),
+            HandleTarget::Client(c) => self.client.as_deref() == Some(c.as_str()),
             HandleTarget::Group(id) => *id == self.id,
         }
+    }
+
+    /// The group as [`build_groups`] sees it when only misses from `since` on count: the
+    /// same group when it starts then or later, its misses from `since` on (a group of its
+    /// own, named after the first of them) when it started before, `None` when it has none.
+    ///
+    /// A group built from every miss splits the same way as one built from the later misses,
+    /// except when the call that processed it started before the later misses began (it would
+    /// not process the shorter group), or when a handling names one of its calls by id (it
+    /// would name another group): then [`NotCuttable`].
+    ///
+    /// # Errors
+    ///
+    /// [`NotCuttable`] in the two cases above.
+    pub fn since(
+        &self,
+        since: Timestamp,
+        handlings: &[Handling],
+    ) -> Result<Option<Group>, NotCuttable> {
+        if self.first_missed_at() >= since {
+            return Ok(Some(self.clone()));
+        }
+        let Some(k) = self.misses.iter().position(|m| m.started_at >= since) else {
+            return Ok(None);
+        };
+        let first = self.misses[k].started_at;
+        if self
+            .processed_by_call_started_at
+            .is_some_and(|started| started < first)
+        {
+            return Err(NotCuttable);
+        }
+        let named = handlings.iter().any(|h| match &h.target {
+            HandleTarget::Group(id) => self.misses.iter().any(|m| m.call_id == *id),
+            HandleTarget::Client(_) => false,
+        });
+        if named {
+            return Err(NotCuttable);
+        }
+        Ok(Some(Group {
+            id: self.misses[k].call_id.clone(),
+            client: self.client.clone(),
+            misses: self.misses[k..].to_vec(),
+            attempts: self
+                .attempts
+                .iter()
+                .filter(|a| a.started_at >= first)
+                .cloned()
+                .collect(),
+            processed: self.processed.clone(),
+            processed_by_call_started_at: self.processed_by_call_started_at,
+        }))
     }
 }
 
@@ -103,14 +245,14 @@ impl Item<'_> {
 
 /// Builds every group from the misses started in `[since, now]`; facts after `now` are not
 /// known yet.
-pub(crate) fn build_groups<'a>(
-    ds: &Dataset<'a>,
-    handlings: &'a [Handling],
+pub(crate) fn build_groups(
+    ds: &Dataset<'_>,
+    handlings: &[Handling],
     since: Option<Timestamp>,
     now: Timestamp,
-) -> Vec<Group<'a>> {
-    let mut timelines: HashMap<&'a str, Vec<Item<'a>>> = HashMap::new();
-    let mut groups: Vec<Group<'a>> = Vec::new();
+) -> Vec<Group> {
+    let mut timelines: HashMap<&str, Vec<Item<'_>>> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
     for cdr in ds.cdrs() {
         if cdr.direction != Direction::Inbound || cdr.started_at > now {
             continue;
@@ -123,9 +265,10 @@ pub(crate) fn build_groups<'a>(
                 let mut group = Group {
                     id: cdr.call_id.clone(),
                     client: None,
-                    misses: vec![(cdr, reason)],
+                    misses: vec![GroupMiss::of(cdr, reason)],
                     attempts: Vec::new(),
                     processed: None,
+                    processed_by_call_started_at: None,
                 };
                 let handling = handlings
                     .iter()
@@ -177,32 +320,38 @@ pub(crate) fn build_groups<'a>(
         items.sort_by(|a, b| a.key().cmp(&b.key()));
         walk(client, items, now, &mut groups);
     }
-    groups.sort_by(|a, b| (a.first_missed_at(), &a.id).cmp(&(b.first_missed_at(), &b.id)));
+    sort_groups(&mut groups);
     groups
 }
 
-fn walk<'a>(client: &'a str, items: &[Item<'a>], now: Timestamp, groups: &mut Vec<Group<'a>>) {
-    let mut open: Option<Group<'a>> = None;
+/// Oldest first miss first (then by id): the order of every report's groups.
+pub(crate) fn sort_groups(groups: &mut [Group]) {
+    groups.sort_by(|a, b| (a.first_missed_at(), &a.id).cmp(&(b.first_missed_at(), &b.id)));
+}
+
+fn walk(client: &str, items: &[Item<'_>], now: Timestamp, groups: &mut Vec<Group>) {
+    let mut open: Option<Group> = None;
     for item in items {
         if item.key().0 > now {
             break;
         }
         match *item {
             Item::Miss(cdr, reason) => match open.as_mut() {
-                Some(group) => group.misses.push((cdr, reason)),
+                Some(group) => group.misses.push(GroupMiss::of(cdr, reason)),
                 None => {
                     open = Some(Group {
                         id: cdr.call_id.clone(),
-                        client: Some(client),
-                        misses: vec![(cdr, reason)],
+                        client: Some(client.to_owned()),
+                        misses: vec![GroupMiss::of(cdr, reason)],
                         attempts: Vec::new(),
                         processed: None,
+                        processed_by_call_started_at: None,
                     });
                 }
             },
             Item::Attempt(cdr) => {
                 if let Some(group) = open.as_mut() {
-                    group.attempts.push(cdr);
+                    group.attempts.push(GroupAttempt::of(cdr));
                 }
             }
             Item::CallbackAnswered(cdr, at) | Item::InboundAnswered(cdr, at) => {
@@ -226,6 +375,7 @@ fn walk<'a>(client: &'a str, items: &[Item<'a>], now: Timestamp, groups: &mut Ve
                     note: None,
                     call_id: Some(cdr.call_id.clone()),
                 });
+                group.processed_by_call_started_at = Some(cdr.started_at);
                 groups.push(group);
             }
             Item::Handled(h) => {

@@ -20,7 +20,7 @@
 pub mod agents;
 pub mod callbacks;
 pub mod calls;
-mod groups;
+pub(crate) mod groups;
 pub mod heatmap;
 pub mod missed;
 pub mod unprocessed;
@@ -93,6 +93,13 @@ impl Filter {
         self.number
             .as_deref()
             .is_none_or(|n| cdr.our_number() == Some(n) || cdr.number_name.as_deref() == Some(n))
+    }
+
+    /// Our number `number` (E.164) with resource name `name` is the filter's number.
+    pub(crate) fn number_is(&self, number: &str, name: Option<&str>) -> bool {
+        self.number
+            .as_deref()
+            .is_none_or(|n| number == n || name == Some(n))
     }
 
     /// The call is from / to the client `caller`.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::groups::{Group, build_groups};
 use super::{Dataset, Filter};
@@ -15,7 +15,7 @@ use crate::policy::Policy;
 use crate::time::{rfc3339, seconds};
 
 /// Why a supervisor processed a group by hand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HandleReason {
     /// Spam.
@@ -109,7 +109,7 @@ impl Handling {
 }
 
 /// How a group was processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessedHow {
     /// An outbound call to the client was answered by the client.
@@ -203,14 +203,14 @@ pub struct UnprocessedGroup {
 }
 
 impl UnprocessedGroup {
-    pub(crate) fn from_group(g: &Group<'_>, now: Timestamp) -> Self {
+    pub(crate) fn from_group(g: &Group, now: Timestamp) -> Self {
         let first = g.first_missed_at();
         let last = g.last_missed_at();
         let until = g.processed.as_ref().map_or(now, |p| p.at);
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         UnprocessedGroup {
             group_id: g.id.clone(),
-            client: g.client.map(str::to_owned),
+            client: g.client.clone(),
             anonymous: g.client.is_none(),
             numbers: g.numbers(),
             first_missed_at: first,
@@ -219,13 +219,13 @@ impl UnprocessedGroup {
             first_to_now_seconds: seconds(until.duration_since(first)),
             missed_count: count(g.misses.len()),
             callback_attempts: count(g.attempts.len()),
-            last_callback_at: g.attempts.last().map(|c| c.started_at),
+            last_callback_at: g.attempts.last().map(|a| a.started_at),
             last_reason: g
                 .misses
                 .last()
-                .map_or(MissedReason::NotAnswered, |(_, r)| *r),
+                .map_or(MissedReason::NotAnswered, |m| m.reason),
             agents: g.agents(),
-            call_ids: g.misses.iter().map(|(c, _)| c.call_id.clone()).collect(),
+            call_ids: g.misses.iter().map(|m| m.call_id.clone()).collect(),
             processed: g.processed.clone(),
         }
     }
@@ -252,21 +252,33 @@ pub fn unprocessed(
     let since = now.checked_sub(policy.unprocessed_window()).ok();
     build_groups(&ds, handlings, since, now)
         .iter()
-        .filter(|g| match view {
-            View::Open => g.processed.is_none(),
-            View::Processed => g.processed.is_some(),
-            View::All => true,
-        })
-        .filter(|g| filter.in_period(g.last_missed_at()))
-        .filter(|g| filter.caller_matches(g.client))
-        .filter(|g| g.misses.iter().any(|(c, _)| filter.number_matches(c)))
-        .filter(|g| {
-            filter
-                .agent
-                .as_deref()
-                .is_none_or(|a| g.agents().iter().any(|x| x == a))
-        })
-        .map(|g| UnprocessedGroup::from_group(g, now))
-        .filter(|g| filter.reason_matches(Some(g.last_reason)))
+        .filter_map(|g| unprocessed_row(g, now, filter, view))
         .collect()
+}
+
+/// The row of group `g` as of `now` when `view` and `filter` keep it.
+pub fn unprocessed_row(
+    g: &Group,
+    now: Timestamp,
+    filter: &Filter,
+    view: View,
+) -> Option<UnprocessedGroup> {
+    let in_view = match view {
+        View::Open => g.processed.is_none(),
+        View::Processed => g.processed.is_some(),
+        View::All => true,
+    };
+    let kept = in_view
+        && filter.in_period(g.last_missed_at())
+        && filter.caller_matches(g.client.as_deref())
+        && g.number_matches(filter)
+        && filter
+            .agent
+            .as_deref()
+            .is_none_or(|a| g.misses.iter().any(|m| m.agents.iter().any(|x| x == a)));
+    if !kept {
+        return None;
+    }
+    Some(UnprocessedGroup::from_group(g, now))
+        .filter(|r| filter.reason_matches(Some(r.last_reason)))
 }

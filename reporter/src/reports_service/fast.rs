@@ -10,8 +10,13 @@
 //!   function over the page's clients' calls in the report's context window — which is exactly
 //!   what the full computation sees of those clients, since every judgement (called back?
 //!   callback answered? a callback attempt?) looks at one client's calls only.
-//! - **unprocessed, callbacks**: only the clients with a miss in the period, with their calls
-//!   in the context window (the groups of other clients are empty).
+//! - **unprocessed, callbacks**: the groups the store keeps (rebuilt by ingestion for every
+//!   client whose calls change): whole groups that begin in the window by index, in pages,
+//!   plus the groups that began before the window and go on into it, cut at its start
+//!   ([`Group::since`]); the callbacks report's sums are summed by the database. Without
+//!   usable stored groups (a fact after `now`, a database being upgraded, a group that cannot
+//!   be cut exactly) or with filters beyond the period (callbacks), only the clients with a
+//!   miss in the period are read, with their calls in the context window.
 //!
 //! A fast path answers `None` when it cannot be exact — summaries counted with another
 //! `shortCallSeconds`, outbound calls stored after the report's context window (the full
@@ -20,15 +25,20 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 use tonic::Status;
 
 use super::convert::{Query, store_status};
 use crate::cdr::{Cdr, Direction};
 use crate::policy::Policy;
-use crate::reports::{self, AgentTally, AgentsReport, CallRow, Dataset, Filter, MissedRow};
-use crate::store::{PageFilter, Store, StoreError};
+use crate::reports::callbacks::{self, Tally, callback_row};
+use crate::reports::groups::{Group, NotCuttable};
+use crate::reports::{
+    self, AgentTally, AgentsReport, CallRow, CallbacksReport, Dataset, Filter, Handling, MissedRow,
+    UnprocessedGroup, View,
+};
+use crate::store::{GroupsOf, PageFilter, Store, StoreError};
 
 fn st(e: &StoreError) -> Status {
     store_status(e)
@@ -283,4 +293,130 @@ pub(crate) async fn group_cdrs(
     cdrs.extend(store.cdrs_by_id(&anonymous).await.map_err(|e| st(&e))?);
     cdrs.sort_by(|a, b| (a.started_at, &a.call_id).cmp(&(b.started_at, &b.call_id)));
     Ok(cdrs)
+}
+
+/// Whole stored groups whose first miss is in `[from, to)`, oldest first, each made a row by
+/// `row` (`None`: filtered out) — paged until more than `limit` rows or none left.
+async fn group_rows<R>(
+    store: &Store,
+    (from, to): (Timestamp, Timestamp),
+    which: GroupsOf,
+    limit: usize,
+    row: impl Fn(&Group) -> Option<R>,
+) -> Result<Vec<R>, Status> {
+    let page = limit.saturating_add(1).clamp(50, 5000);
+    let mut rows = Vec::new();
+    let mut start = from;
+    loop {
+        let groups = store
+            .group_page((start, to), which, page)
+            .await
+            .map_err(|e| st(&e))?;
+        let Some(last) = groups.last().map(Group::first_missed_at) else {
+            break;
+        };
+        let exhausted = groups.len() < page;
+        rows.extend(groups.iter().filter_map(&row));
+        if exhausted || rows.len() > limit {
+            break;
+        }
+        start = last + SignedDuration::from_nanos(1);
+    }
+    Ok(rows)
+}
+
+/// The groups of a window starting at `since` that began before it: stored groups cut at
+/// `since` (see [`Group::since`]); `None` when one cannot be cut exactly.
+async fn cut(
+    store: &Store,
+    since: Timestamp,
+    last_from: Timestamp,
+    handlings: &[Handling],
+) -> Result<Option<Vec<Group>>, Status> {
+    let mut tails = Vec::new();
+    for g in store
+        .cut_groups(since, last_from)
+        .await
+        .map_err(|e| st(&e))?
+    {
+        match g.since(since, handlings) {
+            Ok(Some(tail)) => tails.push(tail),
+            Ok(None) => {}
+            Err(NotCuttable) => return Ok(None),
+        }
+    }
+    Ok(Some(tails))
+}
+
+/// The unprocessed list as of `q.now` from the stored groups (at least `limit + 1` rows when
+/// there are that many); `None` when they cannot be exact.
+pub(crate) async fn unprocessed(
+    store: &Store,
+    q: &Query,
+    policy: &Policy,
+    handlings: &[Handling],
+    view: View,
+) -> Result<Option<Vec<UnprocessedGroup>>, Status> {
+    if !store.groups_usable(q.now).await.map_err(|e| st(&e))? {
+        return Ok(None);
+    }
+    let since = q
+        .now
+        .checked_sub(policy.unprocessed_window())
+        .unwrap_or(Timestamp::MIN);
+    let Some(tails) = cut(store, since, since, handlings).await? else {
+        return Ok(None);
+    };
+    let row = |g: &Group| reports::unprocessed::unprocessed_row(g, q.now, &q.filter, view);
+    let which = match view {
+        View::Open => GroupsOf::Open,
+        View::Processed => GroupsOf::Processed,
+        View::All => GroupsOf::All,
+    };
+    let end = q.now + SignedDuration::from_nanos(1);
+    let mut rows = group_rows(store, (since, end), which, q.limit, row).await?;
+    rows.extend(tails.iter().filter_map(row));
+    rows.sort_by(|a, b| (a.first_missed_at, &a.group_id).cmp(&(b.first_missed_at, &b.group_id)));
+    Ok(Some(rows))
+}
+
+/// The callbacks report from the stored groups (at least `limit + 1` group rows when there
+/// are that many; sums over all); `None` when they cannot be exact or a filter other than the
+/// period is set.
+pub(crate) async fn callbacks(
+    store: &Store,
+    q: &Query,
+    policy: &Policy,
+    handlings: &[Handling],
+) -> Result<Option<CallbacksReport>, Status> {
+    let f = &q.filter;
+    if f.number.is_some() || f.agent.is_some() || f.caller.is_some() || f.status.is_some() {
+        return Ok(None);
+    }
+    if !store.groups_usable(q.now).await.map_err(|e| st(&e))? {
+        return Ok(None);
+    }
+    let since = q
+        .from
+        .checked_sub(policy.unprocessed_window())
+        .unwrap_or(Timestamp::MIN);
+    let sla = policy.callback_sla();
+    let Some(tails) = cut(store, since, q.from, handlings).await? else {
+        return Ok(None);
+    };
+    let sums = store
+        .callback_sums((q.from, q.to), sla)
+        .await
+        .map_err(|e| st(&e))?;
+    let (mut per_agent, mut total) = (sums.per_agent, sums.total);
+    let row = |g: &Group| callback_row(g, sla, f);
+    let mut rows = group_rows(store, (q.from, q.to), GroupsOf::Clients, q.limit, row).await?;
+    for tail in &tails {
+        if let Some(r) = row(tail) {
+            Tally::add_row(&mut total, &mut per_agent, &r);
+            rows.push(r);
+        }
+    }
+    rows.sort_by(|a, b| (a.first_missed_at, &a.group_id).cmp(&(b.first_missed_at, &b.group_id)));
+    Ok(Some(callbacks::assemble(sla, rows, &per_agent, &total, f)))
 }

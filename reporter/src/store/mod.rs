@@ -49,6 +49,7 @@ macro_rules! with_pool {
 
 mod codec;
 mod error;
+mod groups;
 mod read;
 mod reports;
 mod summary;
@@ -69,6 +70,7 @@ use sqlx::sqlite::{
 
 pub use codec::validate;
 pub use error::StoreError;
+pub use groups::{CallbackSums, GroupsOf};
 pub use read::{Counts, ReportWindow};
 pub use reports::{CallHour, PageFilter, SummaryCuts};
 pub use webhooks::{Delivery, NewDelivery, OutboxCounts, OutboxRow, OutboxStats, WebhookEventRow};
@@ -154,6 +156,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "report_summaries",
                 include_str!("../../migrations/sqlite/0004_report_summaries.sql"),
             ),
+            (
+                5,
+                "miss_groups",
+                include_str!("../../migrations/sqlite/0005_miss_groups.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -170,6 +177,11 @@ fn migrator(backend: Backend) -> Migrator {
                 4,
                 "report_summaries",
                 include_str!("../../migrations/postgres/0004_report_summaries.sql"),
+            ),
+            (
+                5,
+                "miss_groups",
+                include_str!("../../migrations/postgres/0005_miss_groups.sql"),
             ),
         ],
     };

@@ -206,16 +206,8 @@ impl Store {
     ///
     /// A database error, or a row that does not decode.
     pub async fn handlings_since(&self, since: Timestamp) -> Result<Vec<Handling>, StoreError> {
-        type HandlingRow = (
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            String,
-            i64,
-        );
-        let rows: Vec<HandlingRow> = with_pool!(self, read, |pool| {
-            sqlx::query_as(
+        let rows = with_pool!(self, read, |pool| {
+            sqlx::query(
                 "SELECT client, group_id, reason, note, by_user, at FROM handlings \
                  WHERE at >= $1 ORDER BY at, id",
             )
@@ -223,27 +215,9 @@ impl Store {
             .fetch_all(pool)
             .await
             .map_err(db("reading handlings"))
+            .and_then(|rows| rows.iter().map(handling_from_row).collect())
         })?;
-        rows.into_iter()
-            .map(|(client, group, reason, note, by, at)| {
-                let target = match (client, group) {
-                    (Some(c), _) => HandleTarget::Client(c),
-                    (None, Some(g)) => HandleTarget::Group(g),
-                    (None, None) => {
-                        return Err(StoreError::corrupt_row("a handling", "no client or group"));
-                    }
-                };
-                Ok(Handling {
-                    target,
-                    reason: reason
-                        .parse::<HandleReason>()
-                        .map_err(|e| StoreError::corrupt_row("a handling", e))?,
-                    note,
-                    by,
-                    at: from_ns(at, "a handling")?,
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 
     /// How many rows each table holds.
@@ -269,4 +243,37 @@ impl Store {
             })
         })
     }
+}
+
+/// A handling from a row of `client, group_id, reason, note, by_user, at`.
+pub(crate) fn handling_from_row<R: sqlx::Row>(row: &R) -> Result<Handling, StoreError>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let bad = |e: sqlx::Error| StoreError::corrupt_row("a handling", e);
+    let client: Option<String> = row.try_get("client").map_err(bad)?;
+    let group: Option<String> = row.try_get("group_id").map_err(bad)?;
+    let reason: String = row.try_get("reason").map_err(bad)?;
+    let note: Option<String> = row.try_get("note").map_err(bad)?;
+    let by: String = row.try_get("by_user").map_err(bad)?;
+    let at: i64 = row.try_get("at").map_err(bad)?;
+    let target = match (client, group) {
+        (Some(c), _) => HandleTarget::Client(c),
+        (None, Some(g)) => HandleTarget::Group(g),
+        (None, None) => {
+            return Err(StoreError::corrupt_row("a handling", "no client or group"));
+        }
+    };
+    Ok(Handling {
+        target,
+        reason: reason
+            .parse::<HandleReason>()
+            .map_err(|e| StoreError::corrupt_row("a handling", e))?,
+        note,
+        by,
+        at: from_ns(at, "a handling")?,
+    })
 }

@@ -9,6 +9,7 @@ use prost::Message as _;
 use sqlx::Row as _;
 
 use super::codec::{CdrRow, Checked, cdr_from_json, check, kind_name, to_ns};
+use super::groups::{GroupDirty, GroupWriter};
 use super::summary::{Change, Contribution, SummaryWriter, Tallies};
 use super::webhooks::{INSERT_WEBHOOK_EVENT, targets_column};
 use super::{Backend, Store, StoreError};
@@ -115,7 +116,7 @@ const REBUILD_GROUP: usize = 200;
 /// [`crate::webhooks::MAX_EVENT_AGE`] before `$now` (a backfill or a late journal replay is
 /// no news to a CRM).
 macro_rules! rebuild_calls {
-    ($tx:expr, $calls:expr, $policy:expr, $pg:expr, $now:expr, $webhooks:expr) => {{
+    ($tx:expr, $calls:expr, $policy:expr, $pg:expr, $now:expr, $webhooks:expr, $dirty:expr) => {{
         let mut written = 0usize;
         let calls: Vec<&str> = $calls.iter().map(|c| c.as_ref()).collect();
         for group in calls.chunks(REBUILD_GROUP) {
@@ -172,12 +173,17 @@ macro_rules! rebuild_calls {
                 Vec::with_capacity(group.len());
             for call_id in group {
                 let old = match before.get(*call_id) {
-                    Some(json) => Contribution::of(&cdr_from_json(call_id, json)?, $policy),
+                    Some(json) => {
+                        let old = cdr_from_json(call_id, json)?;
+                        $dirty.note(&old);
+                        Contribution::of(&old, $policy)
+                    }
                     None => Contribution::default(),
                 };
                 let stored = events.remove(*call_id).unwrap_or_default();
                 match assemble_call(&stored, $policy) {
                     Ok(cdr) => {
+                        $dirty.note(&cdr);
                         let new = Contribution::of(&cdr, $policy);
                         tallies.replace(&old, &new);
                         contributions.push((*call_id, old, new));
@@ -309,6 +315,7 @@ impl Store {
         with_pool!(self, write, |pool| {
             let mut tx = pool.begin().await.map_err(db("beginning a transaction"))?;
             SummaryWriter::ensure_summaries(&mut *tx, policy).await?;
+            GroupWriter::ensure_groups(&mut *tx, pg).await?;
             let mut out = IngestOutcome::default();
             let mut touched: BTreeSet<&str> = BTreeSet::new();
             // Multi-row inserts that return the ids they stored: the others were stored
@@ -403,7 +410,9 @@ impl Store {
                     out.rejected.push(conflict(id));
                 }
             }
-            out.cdrs_written = rebuild_calls!(tx, &touched, policy, pg, now, true);
+            let mut dirty = GroupDirty::default();
+            out.cdrs_written = rebuild_calls!(tx, &touched, policy, pg, now, true, dirty);
+            GroupWriter::refresh_groups(&mut *tx, &dirty, pg).await?;
             tx.commit().await.map_err(db("committing events"))?;
             Ok(out)
         })
@@ -424,6 +433,7 @@ impl Store {
             let (n, last) = with_pool!(self, write, |pool| {
                 let mut tx = pool.begin().await.map_err(db("beginning a rebuild"))?;
                 SummaryWriter::ensure_summaries(&mut *tx, policy).await?;
+                GroupWriter::ensure_groups(&mut *tx, pg).await?;
                 let calls: Vec<String> = sqlx::query_scalar(
                     "SELECT DISTINCT call_id FROM events WHERE call_id > $1 \
                      ORDER BY call_id LIMIT 500",
@@ -433,7 +443,9 @@ impl Store {
                 .await
                 .map_err(db("listing calls"))?;
                 // Rebuilding judges old calls anew: no news for webhooks.
-                let n = rebuild_calls!(tx, &calls, policy, pg, now, false);
+                let mut dirty = GroupDirty::default();
+                let n = rebuild_calls!(tx, &calls, policy, pg, now, false, dirty);
+                GroupWriter::refresh_groups(&mut *tx, &dirty, pg).await?;
                 tx.commit().await.map_err(db("committing a rebuild"))?;
                 Ok::<_, StoreError>((n, calls.last().cloned()))
             })?;
@@ -455,7 +467,9 @@ impl Store {
             HandleTarget::Client(c) => (Some(c.as_str()), None),
             HandleTarget::Group(g) => (None, Some(g.as_str())),
         };
+        let pg = self.backend() == Backend::Postgres;
         with_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await.map_err(db("beginning a handling"))?;
             sqlx::query(
                 "INSERT INTO handlings (client, group_id, reason, note, by_user, at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -466,10 +480,27 @@ impl Store {
             .bind(handling.note.as_deref())
             .bind(&handling.by)
             .bind(to_ns(handling.at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await
-            .map(|_| ())
-            .map_err(db("storing a handling"))
+            .map_err(db("storing a handling"))?;
+            // The groups it may close: the client's, or those of the call its id names.
+            let mut dirty = GroupDirty::default();
+            if let Some(client) = client {
+                dirty.client(client);
+            }
+            if let Some(id) = group {
+                let named: Option<(String, String)> =
+                    sqlx::query_as("SELECT call_id, json FROM cdrs WHERE call_id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db("reading a CDR"))?;
+                if let Some((call_id, json)) = named {
+                    dirty.note(&cdr_from_json(&call_id, &json)?);
+                }
+            }
+            GroupWriter::refresh_groups(&mut *tx, &dirty, pg).await?;
+            tx.commit().await.map_err(db("committing a handling"))
         })
     }
 
@@ -489,9 +520,23 @@ impl Store {
         let cutoff = now
             .checked_sub(SignedDuration::from_hours(i64::from(days) * 24))
             .map_or(i64::MIN, to_ns);
+        let pg = self.backend() == Backend::Postgres;
         with_pool!(self, write, |pool| {
             let mut tx = pool.begin().await.map_err(db("beginning retention"))?;
             SummaryWriter::forget_before(&mut *tx, cutoff).await?;
+            // The clients whose old calls go: their groups are rebuilt from what stays.
+            let gone: Vec<(String, String)> = sqlx::query_as(
+                "SELECT call_id, json FROM cdrs WHERE started_at < $1 \
+                 AND (missed_reason IS NOT NULL OR direction = 'outbound')",
+            )
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("reading old CDRs"))?;
+            let mut dirty = GroupDirty::default();
+            for (call_id, json) in &gone {
+                dirty.note(&cdr_from_json(call_id, json)?);
+            }
             let events = sqlx::query(
                 "DELETE FROM events WHERE call_id IN \
                  (SELECT call_id FROM cdrs WHERE started_at < $1)",
@@ -532,6 +577,7 @@ impl Store {
                 .await
                 .map_err(db("deleting old handlings"))?
                 .rows_affected();
+            GroupWriter::refresh_groups(&mut *tx, &dirty, pg).await?;
             tx.commit().await.map_err(db("committing retention"))?;
             Ok(Deleted {
                 cdrs,
