@@ -14,7 +14,7 @@
 //! [`Caller`] request extension when the request's `by` is empty.
 
 pub mod convert;
-mod fast;
+pub(crate) mod fast;
 mod heat;
 
 use std::pin::Pin;
@@ -398,8 +398,16 @@ impl Reports for ReportsService {
         let snapshot = self.snapshot();
         let ctx = Self::context(&q, &policy);
         let zone_of = heat::zone_of(&snapshot, &q.filter);
-        let counts =
-            fast::heat_counts(&self.store, &q.filter, (q.from, q.to), ctx, &zone_of).await?;
+        let zones = heat::zone_sets(&snapshot, &q.filter);
+        let counts = fast::heat_counts(
+            &self.store,
+            &q.filter,
+            (q.from, q.to),
+            ctx,
+            &zone_of,
+            zones.as_ref(),
+        )
+        .await?;
         let cdrs = match counts {
             Some(_) => Vec::new(),
             None => self.cdrs(&q, &policy).await?,

@@ -9,6 +9,7 @@
 //!   events change nothing; retention deletes what is older than the cutoff and nothing else;
 //! - `database/groups.rs`: the groups ingestion keeps give the unprocessed list and the
 //!   callbacks report the pure functions' rows over three months of random calls;
+//! - `database/heat_zones.rs`: the heat map counts each number's calls in its schedule's zone;
 //! - `database/handling.rs`: `HandleGroup` moves a group to the processed view with its reason
 //!   and who, and refuses what it should.
 
@@ -45,6 +46,8 @@ macro_rules! on_both {
 mod groups;
 #[path = "database/handling.rs"]
 mod handling;
+#[path = "database/heat_zones.rs"]
+mod heat_zones;
 #[path = "database/reports.rs"]
 mod reports_match;
 #[path = "database/writes.rs"]

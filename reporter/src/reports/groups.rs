@@ -393,3 +393,108 @@ fn walk(client: &str, items: &[Item<'_>], now: Timestamp, groups: &mut Vec<Group
     }
     groups.extend(open);
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::reports::HandleReason;
+
+    fn at(mins: i64) -> Timestamp {
+        Timestamp::UNIX_EPOCH + SignedDuration::from_mins(mins)
+    }
+
+    fn miss(id: &str, mins: i64) -> GroupMiss {
+        GroupMiss {
+            call_id: id.into(),
+            started_at: at(mins),
+            reason: MissedReason::NotAnswered,
+            number: "+380441234567".into(),
+            number_name: None,
+            agents: vec!["anna".into()],
+        }
+    }
+
+    fn attempt(id: &str, mins: i64) -> GroupAttempt {
+        GroupAttempt {
+            call_id: id.into(),
+            started_at: at(mins),
+            agent: Some("bohdan".into()),
+            answered: false,
+        }
+    }
+
+    /// Misses at 0, 100 and 200 minutes, attempts at 50 and 150, processed at 300 by a call
+    /// started at 290.
+    fn group() -> Group {
+        Group {
+            id: "m0".into(),
+            client: Some("+380501112233".into()),
+            misses: vec![miss("m0", 0), miss("m1", 100), miss("m2", 200)],
+            attempts: vec![attempt("a1", 50), attempt("a2", 150)],
+            processed: Some(Processing {
+                how: ProcessedHow::InboundAnswered,
+                at: at(300),
+                by: Some("anna".into()),
+                reason: None,
+                note: None,
+                call_id: Some("c9".into()),
+            }),
+            processed_by_call_started_at: Some(at(290)),
+        }
+    }
+
+    #[test]
+    fn a_group_starting_in_the_window_stays_whole() {
+        let g = group();
+        assert_eq!(g.since(at(0), &[]), Ok(Some(g.clone())));
+        assert_eq!(g.last_fact_at(), at(300));
+    }
+
+    #[test]
+    fn a_cut_group_keeps_the_later_misses_and_their_attempts_under_the_first_ones_id() {
+        let tail = group()
+            .since(at(90), &[])
+            .expect("cuttable")
+            .expect("misses after the cut");
+        assert_eq!(tail.id, "m1");
+        let ids: Vec<&str> = tail.misses.iter().map(|m| m.call_id.as_str()).collect();
+        assert_eq!(ids, ["m1", "m2"]);
+        let attempts: Vec<&str> = tail.attempts.iter().map(|a| a.call_id.as_str()).collect();
+        assert_eq!(
+            attempts,
+            ["a2"],
+            "the attempt before the tail's first miss is not one"
+        );
+        assert_eq!(tail.processed, group().processed);
+        assert_eq!(group().since(at(201), &[]), Ok(None), "no miss left");
+    }
+
+    #[test]
+    fn a_cut_that_changes_how_the_group_closes_is_refused() {
+        let mut g = group();
+        // Processed by a call that started before the tail's first miss: it would not close
+        // the shorter group.
+        g.processed_by_call_started_at = Some(at(95));
+        assert_eq!(g.since(at(90), &[]), Err(NotCuttable));
+        assert!(g.since(at(0), &[]).is_ok());
+        // A handling naming one of the group's calls by id names another group once cut.
+        let named = Handling {
+            target: HandleTarget::Group("m1".into()),
+            reason: HandleReason::Spam,
+            note: None,
+            by: "marta".into(),
+            at: at(250),
+        };
+        assert_eq!(group().since(at(90), &[named]), Err(NotCuttable));
+        let by_client = Handling {
+            target: HandleTarget::Client("+380501112233".into()),
+            reason: HandleReason::Spam,
+            note: None,
+            by: "marta".into(),
+            at: at(250),
+        };
+        assert!(matches!(group().since(at(90), &[by_client]), Ok(Some(_))));
+    }
+}

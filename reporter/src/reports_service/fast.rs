@@ -30,6 +30,7 @@ use jiff::{SignedDuration, Timestamp};
 use tonic::Status;
 
 use super::convert::{Query, store_status};
+use super::heat::ZoneSets;
 use crate::cdr::{Cdr, Direction};
 use crate::policy::Policy;
 use crate::reports::callbacks::{self, Tally, callback_row};
@@ -103,34 +104,70 @@ pub(crate) async fn heat_counts(
     (from, to): (Timestamp, Timestamp),
     ctx: Context,
     zone_of: &(dyn Fn(&str) -> TimeZone + Sync),
+    zones: Option<&ZoneSets>,
 ) -> Result<Option<Vec<(u32, u32)>>, Status> {
     let mut counts = vec![(0i64, 0i64); 168];
     let cell = |tz: &TimeZone, t: Timestamp| reports::heatmap::cell_of(tz.to_datetime(t));
+    // Adds an hour's counts in `tz`; false when the hour is not one local hour.
+    let mut add = |tz: &TimeZone, bucket: i64, inbound: i64, missed: i64| {
+        let Ok(start) = Timestamp::from_nanosecond(i128::from(bucket)) else {
+            return false;
+        };
+        // A UTC hour lands in one local hour only in zones offset by whole hours (with
+        // transitions on the hour); others are left to the full computation.
+        let local = tz.to_datetime(start);
+        let end = tz.to_datetime(start + SignedDuration::from_mins(59));
+        if local.minute() != 0 || local.second() != 0 || end.hour() != local.hour() {
+            return false;
+        }
+        let c = &mut counts[cell(tz, start)];
+        c.0 += inbound;
+        c.1 += missed;
+        true
+    };
     let cuts = store.summary_cuts(from, to);
-    for (a, b) in cuts.hour_ranges() {
-        let rows = store.call_hours(a, b).await.map_err(|e| st(&e))?;
-        for (bucket, number, name, inbound, missed) in rows {
-            let named = filter
-                .number
-                .as_deref()
-                .is_none_or(|n| n == number || n == name);
-            if !named {
-                continue;
+    for range in cuts.hour_ranges() {
+        match zones.filter(|_| filter.number.is_none()) {
+            // Without a number filter, numbers sharing a zone are summed by the database.
+            Some(zones) => {
+                let mut all_others = Vec::new();
+                for (tz, numbers) in &zones.others {
+                    all_others.extend(numbers.iter().cloned());
+                    let rows = store
+                        .call_hour_sums(range, numbers, true)
+                        .await
+                        .map_err(|e| st(&e))?;
+                    for (bucket, inbound, missed) in rows {
+                        if !add(tz, bucket, inbound, missed) {
+                            return Ok(None);
+                        }
+                    }
+                }
+                let rows = store
+                    .call_hour_sums(range, &all_others, false)
+                    .await
+                    .map_err(|e| st(&e))?;
+                for (bucket, inbound, missed) in rows {
+                    if !add(&zones.main, bucket, inbound, missed) {
+                        return Ok(None);
+                    }
+                }
             }
-            let tz = zone_of(&number);
-            let Ok(start) = Timestamp::from_nanosecond(i128::from(bucket)) else {
-                return Ok(None);
-            };
-            // A UTC hour lands in one local hour only in zones offset by whole hours (with
-            // transitions on the hour); others are left to the full computation.
-            let local = tz.to_datetime(start);
-            let end = tz.to_datetime(start + jiff::SignedDuration::from_mins(59));
-            if local.minute() != 0 || local.second() != 0 || end.hour() != local.hour() {
-                return Ok(None);
+            None => {
+                let rows = store
+                    .call_hours(range.0, range.1)
+                    .await
+                    .map_err(|e| st(&e))?;
+                for (bucket, number, name, inbound, missed) in rows {
+                    let named = filter
+                        .number
+                        .as_deref()
+                        .is_none_or(|n| n == number || n == name);
+                    if named && !add(&zone_of(&number), bucket, inbound, missed) {
+                        return Ok(None);
+                    }
+                }
             }
-            let c = &mut counts[cell(&tz, start)];
-            c.0 += inbound;
-            c.1 += missed;
         }
     }
     for (a, b) in cuts.raw() {
@@ -419,4 +456,32 @@ pub(crate) async fn callbacks(
     }
     rows.sort_by(|a, b| (a.first_missed_at, &a.group_id).cmp(&(b.first_missed_at, &b.group_id)));
     Ok(Some(callbacks::assemble(sla, rows, &per_agent, &total, f)))
+}
+
+/// How many groups are open as of `now` (the unprocessed list's length, unfiltered) from the
+/// stored groups; `None` when they cannot be exact.
+pub(crate) async fn open_groups(
+    store: &Store,
+    policy: &Policy,
+    now: Timestamp,
+    handlings: &[Handling],
+) -> Result<Option<u64>, StoreError> {
+    if !store.groups_usable(now).await? {
+        return Ok(None);
+    }
+    let since = now
+        .checked_sub(policy.unprocessed_window())
+        .unwrap_or(Timestamp::MIN);
+    let mut open = 0u64;
+    for g in store.cut_groups(since, since).await? {
+        match g.since(since, handlings) {
+            Ok(Some(tail)) => open += u64::from(tail.processed.is_none()),
+            Ok(None) => {}
+            Err(NotCuttable) => return Ok(None),
+        }
+    }
+    let whole = store
+        .count_groups((since, now + SignedDuration::from_nanos(1)), GroupsOf::Open)
+        .await?;
+    Ok(Some(open + whole))
 }

@@ -51,6 +51,44 @@ pub(crate) fn zone_of(
     }
 }
 
+/// The numbers grouped by time zone for summing the heat map's hours: the main zone (which
+/// also takes every number not configured) and the other zones with their numbers; `None`
+/// when a zone has no IANA name to compare by.
+pub(crate) fn zone_sets(snapshot: &Snapshot, filter: &Filter) -> Option<ZoneSets> {
+    let (groups, main) = schedule_groups(snapshot, filter);
+    let zone = |name: &str| {
+        snapshot
+            .schedules
+            .get(name)
+            .map_or(TimeZone::UTC, |s| s.tz.clone())
+    };
+    let main_tz = zone(&main);
+    let main_name = main_tz.iana_name()?.to_owned();
+    let mut others: BTreeMap<String, (TimeZone, Vec<String>)> = BTreeMap::new();
+    for (name, numbers) in &groups {
+        let tz = zone(name);
+        let iana = tz.iana_name()?.to_owned();
+        if iana != main_name {
+            let entry = others
+                .entry(iana)
+                .or_insert_with(|| (tz.clone(), Vec::new()));
+            entry.1.extend(numbers.iter().cloned());
+        }
+    }
+    Some(ZoneSets {
+        main: main_tz,
+        others: others.into_values().collect(),
+    })
+}
+
+/// See [`zone_sets`].
+pub(crate) struct ZoneSets {
+    /// The main zone: every number not in `others`.
+    pub main: TimeZone,
+    /// Other zones and their numbers.
+    pub others: Vec<(TimeZone, Vec<String>)>,
+}
+
 /// Our numbers in the filter grouped by schedule name ("" for none), and the main schedule.
 fn schedule_groups(
     snapshot: &Snapshot,

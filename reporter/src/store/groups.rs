@@ -640,6 +640,32 @@ impl Store {
         Ok(groups)
     }
 
+    /// How many groups `which` names have their first miss in `[from, to)`.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub async fn count_groups(
+        &self,
+        (from, to): (Timestamp, Timestamp),
+        which: GroupsOf,
+    ) -> Result<u64, StoreError> {
+        let text = format!(
+            "SELECT COUNT(*) FROM miss_groups WHERE first_missed_at >= $1 \
+             AND first_missed_at < $2{}",
+            which.condition()
+        );
+        let n: i64 = with_pool!(self, read, |pool| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(text))
+                .bind(to_ns(from))
+                .bind(to_ns(to))
+                .fetch_one(pool)
+                .await
+                .map_err(db("counting groups"))
+        })?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
     /// Groups that began before `first_before` and have a miss at or after `last_from`: the
     /// groups a window starting at `first_before` cuts in two. Those spanning less than a day
     /// began in the day before `first_before` (an index range); the others are few

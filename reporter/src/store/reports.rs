@@ -182,6 +182,48 @@ impl Store {
         })
     }
 
+    /// Inbound and missed calls per whole hour in `[from, to)` (ns, hour-aligned), summed over
+    /// the numbers `numbers` (`inside`) or over every other number (not `inside`): the heat
+    /// map of numbers that share a time zone needs the hours, not the numbers.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub async fn call_hour_sums(
+        &self,
+        (from, to): (i64, i64),
+        numbers: &[String],
+        inside: bool,
+    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        if inside && numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let condition = if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND number {}IN ({})",
+                if inside { "" } else { "NOT " },
+                placeholders(3, numbers.len())
+            )
+        };
+        let text = format!(
+            "SELECT bucket, CAST(SUM(inbound) AS BIGINT), CAST(SUM(missed) AS BIGINT) \
+             FROM call_hours WHERE bucket >= $1 AND bucket < $2{condition} GROUP BY bucket"
+        );
+        with_pool!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(text.clone()))
+                .bind(from)
+                .bind(to);
+            for n in numbers {
+                q = q.bind(n.as_str());
+            }
+            q.fetch_all(pool)
+                .await
+                .map_err(db("reading call summaries"))
+        })
+    }
+
     /// Missed inbound calls started in `[from, to)` whose caller chose a queue callback.
     ///
     /// # Errors

@@ -5,6 +5,7 @@
 //! tenth of the events twice — and report windows that cut groups in two.
 
 use dialtone_proto::v1 as pb;
+use dialtone_reporter::call_metrics::unprocessed_backlog;
 use dialtone_reporter::reports::{self, Filter, HandleReason, HandleTarget, Handling, View};
 use dialtone_reporter::reports_service::convert;
 use dialtone_reporter::time::to_proto_timestamp;
@@ -160,6 +161,14 @@ async fn stored_groups_match_the_pure_functions(url: &str, data: &Path) {
             .await
             .unwrap()
             .into_inner();
+        if view == View::Open {
+            let backlog = unprocessed_backlog(&r.store, &policy, now).await.unwrap();
+            assert_eq!(
+                backlog,
+                want.len(),
+                "the backlog metric counts the open groups"
+            );
+        }
         let want: Vec<pb::UnprocessedGroup> = want.into_iter().map(convert::group).collect();
         assert_eq!(got.groups, want, "unprocessed, {view:?}");
     }
